@@ -1,0 +1,396 @@
+/**
+ * Conveyor's protocol: the vocabulary, the events, the config model and the shapes of the
+ * HTTP and WebSocket API.
+ *
+ * This is the one module of `agent/` that the extension and the webview import. It holds
+ * types and a few constants only, so that importing it pulls no agent code into a client bundle.
+ *
+ * ```
+ *  trigger ──> engine ──> events (seq-numbered, persisted first) ──> store
+ *                                                           └──> subscribers (WebSocket, CLI)
+ * ```
+ */
+
+/** Bumped when a message or route changes shape incompatibly. */
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary
+// ---------------------------------------------------------------------------------------------
+
+/** What started a run. */
+export type Trigger = 'save' | 'commit' | 'manual' | 'api';
+
+/** The `when` values a stage may declare: the triggers it takes part in. */
+export type StageTrigger = 'save' | 'commit' | 'manual';
+
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+
+/**
+ * A stage's or step's status. `skipped`: a dependency did not succeed (or the run was cancelled
+ * before it started). `interrupted`: the agent stopped while it ran.
+ */
+export type StageStatus =
+  | 'pending'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'cancelled'
+  | 'skipped'
+  | 'interrupted';
+
+export type StepStatus = StageStatus;
+
+/** Statuses after which nothing changes any more. */
+export const FINISHED_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+export const FINISHED_STAGE_STATUSES: readonly StageStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'skipped',
+  'interrupted',
+];
+
+/** The stage kinds. `command` runs shell commands; the others arrive with later capabilities. */
+export type StageKind = 'command';
+
+/** Test report formats the agent can read. */
+export type ReportFormat = 'junit' | 'tap' | 'mocha-json';
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics: one model for the CLI, the API and the editor
+// ---------------------------------------------------------------------------------------------
+
+/** A position in a text file. Both numbers are 1-based, as a compiler prints them. */
+export interface Position {
+  line: number;
+  column: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+export interface RelatedLocation {
+  file: string;
+  range: Range;
+  message: string;
+}
+
+/**
+ * A problem found in a file the user wrote (conveyor.yml, a state file, a report).
+ * `code` is a stable kebab-case reason; `fix` says what to write instead.
+ */
+export interface Diagnostic {
+  severity: 'error' | 'warning';
+  code: DiagnosticCode;
+  message: string;
+  file: string;
+  range: Range;
+  fix?: string;
+  related?: RelatedLocation[];
+}
+
+export type DiagnosticCode =
+  | 'missing-file'
+  | 'unreadable-file'
+  | 'yaml-syntax'
+  | 'unknown-key'
+  | 'wrong-type'
+  | 'missing-key'
+  | 'invalid-value'
+  | 'unknown-need'
+  | 'cycle'
+  | 'duplicate-name';
+
+// ---------------------------------------------------------------------------------------------
+// Config: what conveyor.yml declares, after validation and defaults
+// ---------------------------------------------------------------------------------------------
+
+export interface ReportConfig {
+  format: ReportFormat;
+  /** Path of the report file, relative to the stage's working directory. */
+  path: string;
+}
+
+/** A stage after validation: every optional key has its default. */
+export interface StageConfig {
+  name: string;
+  kind: StageKind;
+  /** Shell commands; each one is a step. */
+  run: string[];
+  needs: string[];
+  env: Record<string, string>;
+  /** Working directory relative to the config file's folder. */
+  workdir: string;
+  /** Milliseconds; 0 means no limit. */
+  timeoutMs: number;
+  /** Extra attempts after a failure. */
+  retries: number;
+  when: StageTrigger[];
+  report?: ReportConfig;
+  /** Paths or globs, relative to the working directory, recorded after the stage succeeds. */
+  artifacts: string[];
+}
+
+export type RuntimeName = 'process' | 'docker' | 'swarm' | 'kubernetes';
+export type PromotionMode = 'auto' | 'manual';
+
+export interface EnvironmentConfig {
+  name: string;
+  runtime: RuntimeName;
+  promotion: PromotionMode;
+  /** Keys the later capabilities define (health, strategy, ports, ...), kept as written. */
+  settings: Record<string, unknown>;
+}
+
+export type OnNewRun = 'queue' | 'supersede';
+
+export interface PipelineConfig {
+  name: string;
+  /** Branches whose new commits start runs. Empty: the branch checked out when the agent starts. */
+  branches: string[];
+  /** How many stages may run at once. */
+  maxParallel: number;
+  /** What happens when a run starts while another run of this pipeline is in progress. */
+  onNewRun: OnNewRun;
+  stages: StageConfig[];
+}
+
+export interface WatchConfig {
+  include: string[];
+  exclude: string[];
+  stages: string[];
+}
+
+export interface ConveyorConfig {
+  pipeline: PipelineConfig;
+  environments: EnvironmentConfig[];
+  watch: WatchConfig;
+  /** Names of secrets; values come from the agent's environment or `.conveyor/secrets.env`. */
+  secrets: string[];
+}
+
+/** The agent's view of the config file: valid (with the model) or not (with its diagnostics). */
+export type ConfigState =
+  | { valid: true; file: string; config: ConveyorConfig; diagnostics: Diagnostic[] }
+  | { valid: false; file: string; diagnostics: Diagnostic[] };
+
+// ---------------------------------------------------------------------------------------------
+// Runs, stages, steps, test results, artifacts
+// ---------------------------------------------------------------------------------------------
+
+export interface RunSummary {
+  /** Short and copyable: run #42. */
+  id: number;
+  pipeline: string;
+  trigger: Trigger;
+  status: RunStatus;
+  /** The commit the run is pinned to; null for a working-tree run. */
+  commit: string | null;
+  /** The branch the commit was taken from, when known. */
+  branch: string | null;
+  /** First line of the commit message. */
+  title: string | null;
+  /** The stages this run executes: those asked for (or chosen by the trigger) and what they need. */
+  requestedStages: string[];
+  /** ISO-8601 times. */
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Why the run ended as it did, when that is not obvious (superseded, interrupted, ...). */
+  reason: string | null;
+}
+
+export interface StageInfo {
+  runId: number;
+  name: string;
+  kind: StageKind;
+  status: StageStatus;
+  needs: string[];
+  /** 1-based attempt number of the latest attempt; 0 before the first. */
+  attempt: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** A one-line explanation: "exit code 1 in step 2", "timed out after 5s", "needs build (failed)". */
+  message: string | null;
+}
+
+export interface StepInfo {
+  runId: number;
+  stage: string;
+  attempt: number;
+  /** 0-based index of the command in the stage's `run` list. */
+  index: number;
+  command: string;
+  status: StepStatus;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface RunDetail extends RunSummary {
+  /** Sequence number of the run's first event: follow the run with `since = firstSeq - 1`. */
+  firstSeq: number;
+  stages: StageInfo[];
+  steps: StepInfo[];
+  artifacts: ArtifactInfo[];
+}
+
+export interface SourceLocation {
+  /** Absolute path when the file is inside the workspace. */
+  file: string;
+  line: number;
+  column: number;
+}
+
+export type TestStatus = 'passed' | 'failed' | 'skipped';
+
+export interface TestResult {
+  suite: string;
+  name: string;
+  status: TestStatus;
+  durationMs: number | null;
+  message: string | null;
+  expected: string | null;
+  actual: string | null;
+  stack: string | null;
+  location: SourceLocation | null;
+}
+
+export interface StageTestResults {
+  runId: number;
+  stage: string;
+  attempt: number;
+  results: TestResult[];
+}
+
+export interface ArtifactInfo {
+  runId: number;
+  stage: string;
+  /** Path relative to the stage's working directory. */
+  path: string;
+  /** `sha256:<hex>`: the artifact's name by content. */
+  digest: string;
+  size: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: the append-only record; the UI state is a fold over them
+// ---------------------------------------------------------------------------------------------
+
+export type AgentEvent =
+  | { type: 'agent.started'; pid: number; version: string; interruptedRuns: number[] }
+  | { type: 'config.changed'; state: ConfigState }
+  | { type: 'run.queued'; run: RunSummary }
+  | { type: 'run.started'; run: RunSummary }
+  | { type: 'run.finished'; run: RunSummary }
+  | { type: 'stage.changed'; stage: StageInfo }
+  | { type: 'step.changed'; step: StepInfo }
+  | { type: 'log'; runId: number; stage: string; attempt: number; step: number; text: string }
+  | {
+      type: 'tests.reported';
+      runId: number;
+      stage: string;
+      attempt: number;
+      passed: number;
+      failed: number;
+      skipped: number;
+      results: TestResult[];
+    }
+  | { type: 'report.unreadable'; runId: number; stage: string; attempt: number; path: string; reason: string }
+  | { type: 'artifact.recorded'; artifact: ArtifactInfo };
+
+export type AgentEventType = AgentEvent['type'];
+
+/** An event as stored and sent: the global sequence number is strictly increasing, from 1. */
+export type SequencedEvent = AgentEvent & { seq: number; time: string };
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and HTTP API
+// ---------------------------------------------------------------------------------------------
+
+/** Written to `.conveyor/agent.json` in the workspace, mode 0600. */
+export interface AgentDiscovery {
+  port: number;
+  pid: number;
+  token: string;
+  version: string;
+  protocol: number;
+  workspace: string;
+  startedAt: string;
+}
+
+/** Relative to the workspace folder. */
+export const DISCOVERY_FILE = '.conveyor/agent.json';
+
+/**
+ * Routes (all under `http://127.0.0.1:<port>`, all need `Authorization: Bearer <token>`):
+ *
+ * | method | path                                  | body / query                       | answer           |
+ * |--------|---------------------------------------|------------------------------------|------------------|
+ * | GET    | /api/health                           |                                    | Health           |
+ * | GET    | /api/config                           |                                    | ConfigState      |
+ * | POST   | /api/validate                         | { text } (unsaved conveyor.yml)    | { diagnostics }  |
+ * | GET    | /api/runs                             | ?limit=N (newest first, max 500)   | RunSummary[]     |
+ * | POST   | /api/runs                             | StartRunRequest                    | 201 RunSummary   |
+ * | GET    | /api/runs/:id                         |                                    | RunDetail        |
+ * | POST   | /api/runs/:id/cancel                  |                                    | RunSummary       |
+ * | POST   | /api/runs/:id/rerun                   |                                    | 201 RunSummary   |
+ * | GET    | /api/runs/:id/logs                    | ?stage=S&attempt=A&step=I          | text/plain       |
+ * | GET    | /api/runs/:id/tests                   |                                    | StageTestResults[] |
+ * | GET    | /api/events                           | ?since=N&limit=M                   | SequencedEvent[] |
+ * | WS     | /api/events                           | ?since=N (token: header or ?token=)| ServerMessage*   |
+ *
+ * Errors answer `ApiError` with a 4xx status.
+ */
+export const API_PREFIX = '/api';
+
+export interface StartRunRequest {
+  /** Run these stages (and what they need). Default: every stage whose `when` includes the trigger. */
+  stages?: string[];
+  /** Pin the run to this commit (any revision git understands). Default: HEAD. */
+  commit?: string;
+  /** Run in the working tree instead of a snapshot of a commit. */
+  workingTree?: boolean;
+  /** Default `api` over HTTP; the CLI and the editor say `manual`. */
+  trigger?: 'manual' | 'api';
+}
+
+export interface Health {
+  ok: true;
+  version: string;
+  protocol: number;
+  pid: number;
+  workspace: string;
+  startedAt: string;
+  lastSeq: number;
+  configValid: boolean;
+  activeRuns: number[];
+}
+
+export interface ApiError {
+  error: string;
+  /** What to do about it. */
+  fix?: string;
+  diagnostics?: Diagnostic[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket messages
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Server to client. After `hello`, the server sends every event with `seq > since` exactly once
+ * and in order, in batches. A client that reconnects passes the last `seq` it saw as `since`.
+ */
+export type ServerMessage =
+  | { type: 'hello'; version: string; protocol: number; lastSeq: number }
+  | { type: 'events'; events: SequencedEvent[] }
+  | { type: 'error'; error: string };
+
+/** Client to server. Nothing is required; `ping` answers nothing but keeps proxies awake. */
+export type ClientMessage = { type: 'ping' };
