@@ -1,0 +1,94 @@
+/**
+ * Versioned schema migrations. `PRAGMA user_version` holds the number of the last one applied.
+ * Append new migrations; never edit one that has shipped.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: events and the tables derived from them.
+  `
+  CREATE TABLE events (
+    seq     INTEGER PRIMARY KEY,
+    time    TEXT NOT NULL,
+    type    TEXT NOT NULL,
+    run_id  INTEGER,
+    body    TEXT NOT NULL
+  );
+  CREATE INDEX events_run ON events(run_id, seq) WHERE run_id IS NOT NULL;
+  CREATE INDEX events_type ON events(type, seq);
+
+  CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    pipeline    TEXT NOT NULL,
+    trigger     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    commit_sha  TEXT,
+    branch      TEXT,
+    title       TEXT,
+    requested   TEXT NOT NULL,
+    queued_at   TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    reason      TEXT
+  );
+  CREATE INDEX runs_status ON runs(status);
+
+  CREATE TABLE stages (
+    run_id      INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    needs       TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    message     TEXT,
+    PRIMARY KEY (run_id, name)
+  );
+
+  CREATE TABLE steps (
+    run_id      INTEGER NOT NULL,
+    stage       TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
+    command     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    exit_code   INTEGER,
+    started_at  TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, stage, attempt, idx)
+  );
+
+  CREATE TABLE test_results (
+    run_id      INTEGER NOT NULL,
+    stage       TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    ord         INTEGER NOT NULL,
+    suite       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    duration_ms REAL,
+    message     TEXT,
+    expected    TEXT,
+    actual      TEXT,
+    stack       TEXT,
+    file        TEXT,
+    line        INTEGER,
+    col         INTEGER,
+    PRIMARY KEY (run_id, stage, attempt, ord)
+  );
+
+  CREATE TABLE artifacts (
+    run_id  INTEGER NOT NULL,
+    stage   TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    digest  TEXT NOT NULL,
+    size    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, stage, path)
+  );
+
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,415 @@
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type {
+  AgentEvent,
+  ArtifactInfo,
+  RunDetail,
+  RunStatus,
+  RunSummary,
+  SequencedEvent,
+  StageInfo,
+  StageTestResults,
+  StepInfo,
+  TestResult,
+} from '../protocol';
+import { Emitter, type Event, type IDisposable } from '../util/lifecycle';
+import { MIGRATIONS } from './migrations';
+
+/** An event as persisted, with its JSON text made once and shared by every subscriber. */
+export interface StoredEvent {
+  seq: number;
+  json: string;
+}
+
+/** How many bytes of recent event JSON stay in memory for subscribers that keep up. */
+const RING_BYTES = 16 * 1024 * 1024;
+/** Appends are written in one transaction per tick, or sooner when this many are waiting. */
+const FLUSH_AT = 2048;
+
+/**
+ * The agent's history: an append-only event log in SQLite (WAL) and the tables derived from it.
+ *
+ * Every state change is appended here before anyone hears of it: `append` gives the event its
+ * sequence number, the batch is written in one transaction (with the derived rows) at the end
+ * of the tick, and only then does `onDidAppend` fire. Readers call `flush()` implicitly, so a
+ * query always sees every event appended before it.
+ */
+export class Store implements IDisposable {
+  private readonly db: Database.Database;
+  private seq: number;
+  private pending: SequencedEvent[] = [];
+  private flushScheduled = false;
+  private readonly ring: StoredEvent[] = [];
+  private ringBytes = 0;
+  private readonly _onDidAppend = new Emitter<StoredEvent[]>();
+  /** Fires after a batch is committed, in sequence order. */
+  readonly onDidAppend: Event<StoredEvent[]> = this._onDidAppend.event;
+  private readonly stmts: ReturnType<Store['prepare']>;
+  private closed = false;
+
+  static open(file: string): Store {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    return new Store(new Database(file));
+  }
+
+  static memory(): Store {
+    return new Store(new Database(':memory:'));
+  }
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    this.stmts = this.prepare();
+    this.seq = (db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertEvent: db.prepare('INSERT INTO events (seq, time, type, run_id, body) VALUES (?, ?, ?, ?, ?)'),
+      upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, branch, title, requested, queued_at, started_at, finished_at, reason)
+        VALUES (@id, @pipeline, @trigger, @status, @commit, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason)
+        ON CONFLICT(id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at, finished_at=excluded.finished_at, reason=excluded.reason`),
+      upsertStage: db.prepare(`INSERT INTO stages (run_id, name, position, kind, status, needs, attempt, started_at, finished_at, message)
+        VALUES (@runId, @name, (SELECT COUNT(*) FROM stages WHERE run_id = @runId), @kind, @status, @needs, @attempt, @startedAt, @finishedAt, @message)
+        ON CONFLICT(run_id, name) DO UPDATE SET status=excluded.status, attempt=excluded.attempt, started_at=excluded.started_at, finished_at=excluded.finished_at, message=excluded.message`),
+      upsertStep: db.prepare(`INSERT INTO steps (run_id, stage, attempt, idx, command, status, exit_code, started_at, finished_at)
+        VALUES (@runId, @stage, @attempt, @index, @command, @status, @exitCode, @startedAt, @finishedAt)
+        ON CONFLICT(run_id, stage, attempt, idx) DO UPDATE SET status=excluded.status, exit_code=excluded.exit_code, started_at=excluded.started_at, finished_at=excluded.finished_at`),
+      insertTest: db.prepare(`INSERT OR REPLACE INTO test_results (run_id, stage, attempt, ord, suite, name, status, duration_ms, message, expected, actual, stack, file, line, col)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertArtifact: db.prepare('INSERT OR REPLACE INTO artifacts (run_id, stage, path, digest, size) VALUES (?, ?, ?, ?, ?)'),
+      eventsSince: db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+      listRuns: db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?'),
+      getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
+      stagesOf: db.prepare('SELECT * FROM stages WHERE run_id = ? ORDER BY position'),
+      stepsOf: db.prepare('SELECT * FROM steps WHERE run_id = ? ORDER BY stage, attempt, idx'),
+      testsOf: db.prepare('SELECT * FROM test_results WHERE run_id = ? ORDER BY stage, attempt, ord'),
+      artifactsOf: db.prepare('SELECT * FROM artifacts WHERE run_id = ? ORDER BY stage, path'),
+      unfinished: db.prepare("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id"),
+      firstSeq: db.prepare('SELECT MIN(seq) AS s FROM events WHERE run_id = ?'),
+      maxRunId: db.prepare('SELECT MAX(id) AS m FROM runs'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Gives the event its sequence number and queues it for the next commit. */
+  append(event: AgentEvent): SequencedEvent {
+    if (this.closed) throw new Error('store is closed');
+    const sequenced = { ...event, seq: ++this.seq, time: new Date().toISOString() } as SequencedEvent;
+    this.pending.push(sequenced);
+    if (this.pending.length >= FLUSH_AT) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return sequenced;
+  }
+
+  /** Commits every queued event with its derived rows, then tells the subscribers. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || this.closed) return;
+    const batch = this.pending;
+    this.pending = [];
+    const stored: StoredEvent[] = batch.map((e) => ({ seq: e.seq, json: JSON.stringify(e) }));
+    this.db.transaction(() => {
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i];
+        this.stmts.insertEvent.run(e.seq, e.time, e.type, runIdOf(e), stored[i].json);
+        this.project(e);
+      }
+    })();
+    for (const s of stored) {
+      this.ring.push(s);
+      this.ringBytes += s.json.length;
+    }
+    while (this.ringBytes > RING_BYTES && this.ring.length > 1) {
+      this.ringBytes -= this.ring.shift()!.json.length;
+    }
+    this._onDidAppend.fire(stored);
+  }
+
+  /** The derived tables: a pure function of each event. */
+  private project(e: SequencedEvent): void {
+    switch (e.type) {
+      case 'run.queued':
+      case 'run.started':
+      case 'run.finished': {
+        const r = e.run;
+        this.stmts.upsertRun.run({ ...r, requested: JSON.stringify(r.requestedStages) });
+        break;
+      }
+      case 'stage.changed':
+        this.stmts.upsertStage.run({ ...e.stage, needs: JSON.stringify(e.stage.needs) });
+        break;
+      case 'step.changed':
+        this.stmts.upsertStep.run(e.step);
+        break;
+      case 'tests.reported':
+        e.results.forEach((t, i) =>
+          this.stmts.insertTest.run(
+            e.runId, e.stage, e.attempt, i, t.suite, t.name, t.status, t.durationMs, t.message, t.expected,
+            t.actual, t.stack, t.location?.file ?? null, t.location?.line ?? null, t.location?.column ?? null,
+          ),
+        );
+        break;
+      case 'artifact.recorded': {
+        const a = e.artifact;
+        this.stmts.insertArtifact.run(a.runId, a.stage, a.path, a.digest, a.size);
+        break;
+      }
+      case 'agent.started':
+      case 'config.changed':
+      case 'log':
+      case 'report.unreadable':
+        break;
+    }
+  }
+
+  /**
+   * Events after `since`, oldest first, at most `limit`. Served from memory when the ring still
+   * holds them, else from the database.
+   */
+  eventsAfter(since: number, limit: number): StoredEvent[] {
+    this.flush();
+    const first = this.ring[0];
+    if (first && since >= first.seq - 1) {
+      const start = since - first.seq + 1;
+      return this.ring.slice(start, start + limit);
+    }
+    const rows = this.stmts.eventsSince.all(since, limit) as { seq: number; body: string }[];
+    return rows.map((r) => ({ seq: r.seq, json: r.body }));
+  }
+
+  events(since: number, limit: number): SequencedEvent[] {
+    return this.eventsAfter(since, limit).map((s) => JSON.parse(s.json) as SequencedEvent);
+  }
+
+  nextRunId(): number {
+    this.flush();
+    const m = (this.stmts.maxRunId.get() as { m: number | null }).m ?? 0;
+    return m + 1;
+  }
+
+  listRuns(limit: number): RunSummary[] {
+    this.flush();
+    return (this.stmts.listRuns.all(limit) as RunRow[]).map(toRun);
+  }
+
+  getRun(id: number): RunDetail | undefined {
+    this.flush();
+    const row = this.stmts.getRun.get(id) as RunRow | undefined;
+    if (!row) return undefined;
+    return {
+      ...toRun(row),
+      firstSeq: (this.stmts.firstSeq.get(id) as { s: number | null }).s ?? 0,
+      stages: (this.stmts.stagesOf.all(id) as StageRow[]).map(toStage),
+      steps: (this.stmts.stepsOf.all(id) as StepRow[]).map(toStep),
+      artifacts: (this.stmts.artifactsOf.all(id) as ArtifactRow[]).map(toArtifact),
+    };
+  }
+
+  /** Runs that were queued or running: after a crash, the ones to mark interrupted. */
+  unfinishedRuns(): RunDetail[] {
+    this.flush();
+    return (this.stmts.unfinished.all() as RunRow[]).map((r) => this.getRun(r.id)!);
+  }
+
+  getTests(runId: number): StageTestResults[] {
+    this.flush();
+    const out = new Map<string, StageTestResults>();
+    for (const r of this.stmts.testsOf.all(runId) as TestRow[]) {
+      const key = `${r.stage}\u0000${r.attempt}`;
+      let group = out.get(key);
+      if (!group) {
+        group = { runId, stage: r.stage, attempt: r.attempt, results: [] };
+        out.set(key, group);
+      }
+      group.results.push(toTest(r));
+    }
+    return [...out.values()];
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta.run(key, value);
+  }
+
+  /** Raw SQL access for the metrics and dashboards that read the derived tables. */
+  get database(): Database.Database {
+    return this.db;
+  }
+
+  dispose(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this._onDidAppend.dispose();
+    this.db.close();
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `the history database is from a newer Conveyor (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade Conveyor or move .conveyor/history.db away`,
+    );
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function runIdOf(e: AgentEvent): number | null {
+  switch (e.type) {
+    case 'run.queued':
+    case 'run.started':
+    case 'run.finished':
+      return e.run.id;
+    case 'stage.changed':
+      return e.stage.runId;
+    case 'step.changed':
+      return e.step.runId;
+    case 'log':
+    case 'tests.reported':
+    case 'report.unreadable':
+      return e.runId;
+    case 'artifact.recorded':
+      return e.artifact.runId;
+    case 'agent.started':
+    case 'config.changed':
+      return null;
+  }
+}
+
+interface RunRow {
+  id: number;
+  pipeline: string;
+  trigger: RunSummary['trigger'];
+  status: RunStatus;
+  commit_sha: string | null;
+  branch: string | null;
+  title: string | null;
+  requested: string;
+  queued_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  reason: string | null;
+}
+interface StageRow {
+  run_id: number;
+  name: string;
+  kind: StageInfo['kind'];
+  status: StageInfo['status'];
+  needs: string;
+  attempt: number;
+  started_at: string | null;
+  finished_at: string | null;
+  message: string | null;
+}
+interface StepRow {
+  run_id: number;
+  stage: string;
+  attempt: number;
+  idx: number;
+  command: string;
+  status: StepInfo['status'];
+  exit_code: number | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+interface TestRow {
+  stage: string;
+  attempt: number;
+  suite: string;
+  name: string;
+  status: TestResult['status'];
+  duration_ms: number | null;
+  message: string | null;
+  expected: string | null;
+  actual: string | null;
+  stack: string | null;
+  file: string | null;
+  line: number | null;
+  col: number | null;
+}
+interface ArtifactRow {
+  run_id: number;
+  stage: string;
+  path: string;
+  digest: string;
+  size: number;
+}
+
+const toRun = (r: RunRow): RunSummary => ({
+  id: r.id,
+  pipeline: r.pipeline,
+  trigger: r.trigger,
+  status: r.status,
+  commit: r.commit_sha,
+  branch: r.branch,
+  title: r.title,
+  requestedStages: JSON.parse(r.requested) as string[],
+  queuedAt: r.queued_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  reason: r.reason,
+});
+const toStage = (r: StageRow): StageInfo => ({
+  runId: r.run_id,
+  name: r.name,
+  kind: r.kind,
+  status: r.status,
+  needs: JSON.parse(r.needs) as string[],
+  attempt: r.attempt,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  message: r.message,
+});
+const toStep = (r: StepRow): StepInfo => ({
+  runId: r.run_id,
+  stage: r.stage,
+  attempt: r.attempt,
+  index: r.idx,
+  command: r.command,
+  status: r.status,
+  exitCode: r.exit_code,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+const toTest = (r: TestRow): TestResult => ({
+  suite: r.suite,
+  name: r.name,
+  status: r.status,
+  durationMs: r.duration_ms,
+  message: r.message,
+  expected: r.expected,
+  actual: r.actual,
+  stack: r.stack,
+  location: r.file ? { file: r.file, line: r.line ?? 1, column: r.col ?? 1 } : null,
+});
+const toArtifact = (r: ArtifactRow): ArtifactInfo => ({
+  runId: r.run_id,
+  stage: r.stage,
+  path: r.path,
+  digest: r.digest,
+  size: r.size,
+});
