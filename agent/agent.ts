@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { version as packageVersion } from '../package.json';
+import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
+import { Engine } from './engine/engine';
+import { findRepo, type RepoInfo } from './engine/git';
+import type { AgentDiscovery, ConfigState, Diagnostic, Health } from './protocol';
+import { DISCOVERY_FILE, PROTOCOL_VERSION } from './protocol';
+import { startServer, type ServerHandle } from './server/server';
+import { Store } from './store/store';
+import { reportUnexpected } from './util/lifecycle';
+import { CommitWatcher } from './watch/commits';
+
+export const VERSION: string = packageVersion;
+
+export interface AgentOptions {
+  /** The workspace folder (where conveyor.yml is, or will be). */
+  workspace: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Start runs for new commits on the followed branches. Default true. */
+  commitTrigger?: boolean;
+  /** How often to look at branch tips, in ms. */
+  pollMs?: number;
+  /** Start ready stages in random order (exposes missing needs). */
+  shuffle?: boolean;
+  /** Environment for steps. Default: the agent's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Another agent already serves this workspace. */
+export class AgentRunningError extends Error {
+  constructor(readonly discovery: AgentDiscovery | undefined, readonly pid: number) {
+    super(`an agent already runs for this workspace (pid ${pid}${discovery ? `, port ${discovery.port}` : ''}); stop it with "conveyor stop"`);
+  }
+}
+
+/**
+ * The agent for one workspace: the store, the engine, the triggers and the API, wired together.
+ * One agent per workspace, enforced by a lock file holding its pid.
+ */
+export class Agent {
+  readonly conveyorDir: string;
+  readonly store: Store;
+  readonly engine: Engine;
+  private server!: ServerHandle;
+  private readonly token = randomBytes(32).toString('base64url');
+  private configState: ConfigState;
+  private readonly startedAt = new Date().toISOString();
+  private configWatcher: fs.FSWatcher | undefined;
+  private commitWatcher: CommitWatcher | undefined;
+  private configTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly opts: AgentOptions,
+    readonly workspace: string,
+    conveyorDir: string,
+    store: Store,
+    readonly repo: RepoInfo | undefined,
+    config: ConfigState,
+  ) {
+    this.conveyorDir = conveyorDir;
+    this.store = store;
+    this.configState = config;
+    this.engine = new Engine({
+      workspace,
+      conveyorDir,
+      store,
+      repo,
+      currentConfig: () => this.configState,
+      shuffle: opts.shuffle,
+      env: opts.env,
+    });
+  }
+
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const workspace = fs.realpathSync(path.resolve(opts.workspace));
+    const conveyorDir = path.join(workspace, '.conveyor');
+    fs.mkdirSync(conveyorDir, { recursive: true, mode: 0o700 });
+    // The folder ignores itself, so nothing the agent writes shows up in git, and no tracked
+    // file of the user's (.gitignore) has to change.
+    const selfIgnore = path.join(conveyorDir, '.gitignore');
+    if (!fs.existsSync(selfIgnore)) fs.writeFileSync(selfIgnore, '*\n');
+    acquireLock(conveyorDir);
+    let store: Store | undefined;
+    try {
+      store = Store.open(path.join(conveyorDir, 'history.db'));
+      const repo = await findRepo(workspace);
+      const config = await loadConfig(workspace);
+      const agent = new Agent(opts, workspace, conveyorDir, store, repo, config);
+      await agent.init();
+      return agent;
+    } catch (e) {
+      store?.dispose();
+      releaseLock(conveyorDir);
+      throw e;
+    }
+  }
+
+  private async init(): Promise<void> {
+    const interrupted = await this.engine.recover();
+    this.store.append({ type: 'agent.started', pid: process.pid, version: VERSION, interruptedRuns: interrupted });
+    this.store.append({ type: 'config.changed', state: this.configState });
+    this.server = await startServer(this, this.token, this.opts.port ?? 0);
+    this.writeDiscovery();
+    this.watchConfig();
+    if (this.opts.commitTrigger !== false && this.repo) {
+      this.commitWatcher = new CommitWatcher({
+        cwd: this.workspace,
+        store: this.store,
+        branches: () => (this.configState.valid ? this.configState.config.pipeline.branches : []),
+        onNewTip: (branch, sha) => {
+          void this.engine.start({ trigger: 'commit', commit: sha, branch }).then((r) => {
+            if (!r.ok) process.emitWarning(`no run for ${branch} at ${sha.slice(0, 7)}: ${r.error.error}`);
+          });
+        },
+        intervalMs: this.opts.pollMs,
+      });
+      this.commitWatcher.start();
+    }
+  }
+
+  get port(): number {
+    return this.server.port;
+  }
+
+  get discovery(): AgentDiscovery {
+    return {
+      port: this.server.port,
+      pid: process.pid,
+      token: this.token,
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+      workspace: this.workspace,
+      startedAt: this.startedAt,
+    };
+  }
+
+  health(): Health {
+    return {
+      ok: true,
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+      pid: process.pid,
+      workspace: this.workspace,
+      startedAt: this.startedAt,
+      lastSeq: this.store.lastSeq,
+      configValid: this.configState.valid,
+      activeRuns: this.engine.activeRunIds,
+    };
+  }
+
+  config(): ConfigState {
+    return this.configState;
+  }
+
+  validate(text: string): Diagnostic[] {
+    return analyzeConfigText(text, path.join(this.workspace, CONFIG_FILE_NAMES[0]), { defaultName: path.basename(this.workspace) }).diagnostics;
+  }
+
+  /** Looks at the branch tips now instead of at the next interval. */
+  async lookForCommits(): Promise<void> {
+    await this.commitWatcher?.look();
+  }
+
+  private writeDiscovery(): void {
+    const file = path.join(this.workspace, DISCOVERY_FILE);
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(this.discovery, null, 2) + '\n', { mode: 0o600 });
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, file);
+  }
+
+  /** Reloads conveyor.yml when it changes and tells subscribers if its meaning changed. */
+  private watchConfig(): void {
+    const reload = async () => {
+      try {
+        const next = await loadConfig(this.workspace);
+        if (this.stopped || JSON.stringify(next) === JSON.stringify(this.configState)) return;
+        this.configState = next;
+        this.store.append({ type: 'config.changed', state: next });
+      } catch (e) {
+        reportUnexpected(e);
+      }
+    };
+    try {
+      this.configWatcher = fs.watch(this.workspace, (_event, name) => {
+        if (name && !CONFIG_FILE_NAMES.includes(String(name))) return;
+        clearTimeout(this.configTimer);
+        this.configTimer = setTimeout(() => void reload(), 100);
+      });
+      this.configWatcher.on('error', () => undefined);
+    } catch {
+      // No watcher (an exotic file system): the config is read at start only.
+    }
+  }
+
+  /** Stops triggers, interrupts runs in flight, closes the API and the store. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.configTimer);
+    this.configWatcher?.close();
+    this.commitWatcher?.dispose();
+    await this.engine.shutdown();
+    await this.server.close();
+    this.store.dispose();
+    try {
+      const file = path.join(this.workspace, DISCOVERY_FILE);
+      const d = JSON.parse(fs.readFileSync(file, 'utf8')) as AgentDiscovery;
+      if (d.pid === process.pid) fs.rmSync(file, { force: true });
+    } catch {
+      // Already gone.
+    }
+    releaseLock(this.conveyorDir);
+  }
+}
+
+/** Takes `.conveyor/agent.lock`, or throws AgentRunningError if a live agent holds it. */
+function acquireLock(conveyorDir: string): void {
+  const lock = path.join(conveyorDir, 'agent.lock');
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = Number(fs.readFileSync(lock, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+      let discovery: AgentDiscovery | undefined;
+      try {
+        discovery = JSON.parse(fs.readFileSync(path.join(conveyorDir, 'agent.json'), 'utf8')) as AgentDiscovery;
+      } catch {
+        discovery = undefined;
+      }
+      throw new AgentRunningError(discovery, holder);
+    }
+    // A stale lock from an agent that died: take it over.
+    fs.rmSync(lock, { force: true });
+  }
+  throw new Error(`could not take ${lock}; remove it if no agent is running`);
+}
+
+function releaseLock(conveyorDir: string): void {
+  const lock = path.join(conveyorDir, 'agent.lock');
+  try {
+    if (Number(fs.readFileSync(lock, 'utf8').trim()) === process.pid) fs.rmSync(lock, { force: true });
+  } catch {
+    // Already gone.
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,611 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { glob } from 'tinyglobby';
+import { analyzeConfigText, CONFIG_FILE_NAMES } from '../config';
+import type {
+  AgentEvent,
+  ApiError,
+  ConfigState,
+  ConveyorConfig,
+  RunStatus,
+  RunSummary,
+  StageConfig,
+  StageInfo,
+  StageStatus,
+  StageTrigger,
+  StartRunRequest,
+  TestResult,
+  Trigger,
+} from '../protocol';
+import { FINISHED_STAGE_STATUSES } from '../protocol';
+import { readReport } from '../reports';
+import { CommandExecutor } from '../steps/command';
+import type { AttemptOutcome, StageExecutor } from '../steps/executor';
+import type { Store } from '../store/store';
+import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
+import { selectStages, shuffled } from './dag';
+import { commitTitle, currentBranch, resolveCommit, showFile, type RepoInfo } from './git';
+import { Masker, resolveSecrets } from './secrets';
+import { createSnapshot, pruneSnapshots, type Snapshot } from './snapshot';
+
+export interface EngineOptions {
+  /** Absolute path of the workspace folder (where conveyor.yml is). */
+  workspace: string;
+  /** The agent's own folder: `<workspace>/.conveyor`. */
+  conveyorDir: string;
+  store: Store;
+  repo: RepoInfo | undefined;
+  /** The config as it is in the working tree now. */
+  currentConfig(): ConfigState;
+  /** Start ready stages in random order, to expose missing `needs` (tests set it). */
+  shuffle?: boolean;
+  /** The environment steps inherit. Default: the agent's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
+  trigger: Trigger;
+  /** The branch a commit trigger saw move. */
+  branch?: string;
+}
+
+/** Longest text kept per field of a test result (messages, stacks). */
+const MAX_TEST_FIELD = 16 * 1024;
+
+/** One run in flight or waiting. */
+interface Execution {
+  summary: RunSummary;
+  config: ConveyorConfig;
+  stages: Map<string, StageInfo>;
+  controller: AbortController;
+  /** Set when the run is cancelled: by whom or why. */
+  cancelled: { status: RunStatus; reason: string } | null;
+  done: Deferred;
+}
+
+/**
+ * Schedules runs: one run of the pipeline at a time (the next ones queue, or supersede it, as
+ * configured); inside a run, the stages of the DAG in parallel up to `maxParallel`. Every state
+ * change goes out as an event through the store.
+ */
+export class Engine {
+  private readonly executors: ReadonlyMap<string, StageExecutor> = new Map([['command', new CommandExecutor()]]);
+  private active: Execution | undefined;
+  private readonly queue: Execution[] = [];
+  private readonly byId = new Map<number, Execution>();
+  private readonly workDir: string;
+  private nextId: number;
+  private stopping = false;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.workDir = path.join(opts.conveyorDir, 'work');
+    this.nextId = opts.store.nextRunId();
+  }
+
+  private emit(event: AgentEvent): void {
+    this.opts.store.append(event);
+  }
+
+  /**
+   * Marks the runs a previous agent left queued or running as interrupted, and removes its
+   * snapshots. Returns their ids.
+   */
+  async recover(): Promise<number[]> {
+    const ids: number[] = [];
+    const now = new Date().toISOString();
+    for (const run of this.opts.store.unfinishedRuns()) {
+      for (const step of run.steps) {
+        if (step.status === 'running' || step.status === 'pending') {
+          this.emit({ type: 'step.changed', step: { ...step, status: 'interrupted', finishedAt: now } });
+        }
+      }
+      for (const stage of run.stages) {
+        if (stage.status === 'running') {
+          this.emit({ type: 'stage.changed', stage: { ...stage, status: 'interrupted', finishedAt: now, message: 'the agent stopped while this stage ran' } });
+        } else if (stage.status === 'pending') {
+          this.emit({ type: 'stage.changed', stage: { ...stage, status: 'skipped', message: 'the agent stopped before this stage started' } });
+        }
+      }
+      const { stages: _s, steps: _st, artifacts: _a, firstSeq: _f, ...summary } = run;
+      this.emit({
+        type: 'run.finished',
+        run: { ...summary, status: 'interrupted', finishedAt: now, reason: 'the agent stopped while this run was in progress; re-run it with: conveyor rerun ' + run.id },
+      });
+      ids.push(run.id);
+    }
+    await pruneSnapshots(this.opts.repo, this.workDir);
+    return ids;
+  }
+
+  get activeRunIds(): number[] {
+    return [this.active, ...this.queue].filter((x): x is Execution => !!x).map((x) => x.summary.id);
+  }
+
+  /** Validates the request and queues the run; resolves once it is queued, not when it ends. */
+  async start(req: RunRequest): Promise<Result<RunSummary, ApiError>> {
+    if (this.stopping) return err({ error: 'the agent is stopping', fix: 'start it again and retry' });
+    const workingTree = req.workingTree === true;
+    if (workingTree && req.commit) {
+      return err({ error: 'a run is either pinned to a commit or on the working tree, not both', fix: 'drop --commit or --working-tree' });
+    }
+    let config: ConveyorConfig;
+    let commit: string | null = null;
+    let branch: string | null = req.branch ?? null;
+    let title: string | null = null;
+    const repo = this.opts.repo;
+    if (workingTree) {
+      const state = this.opts.currentConfig();
+      if (!state.valid) return err(invalidConfig(state));
+      config = state.config;
+      branch = repo ? await currentBranch(this.opts.workspace) : null;
+      title = 'working tree';
+    } else {
+      if (!repo) {
+        return err({
+          error: `${this.opts.workspace} is not in a git repository, so there is no commit to run`,
+          fix: 'run "git init" and commit, or run on the working tree (conveyor run --working-tree)',
+        });
+      }
+      const rev = req.commit ?? 'HEAD';
+      const sha = await resolveCommit(this.opts.workspace, rev);
+      if (!sha) {
+        return err({
+          error: rev === 'HEAD' ? 'the repository has no commit yet' : `git knows no commit "${rev}"`,
+          fix: rev === 'HEAD' ? 'commit your work, or run on the working tree (--working-tree)' : 'give a SHA, branch or tag that exists (git log shows them)',
+        });
+      }
+      const loaded = await this.configAt(sha);
+      if (!loaded.ok) {
+        // A commit nobody asked about directly still shows up, as a failed run saying why.
+        if (req.trigger === 'commit') this.recordRejected(req, sha, loaded.error);
+        return loaded;
+      }
+      config = loaded.value;
+      commit = sha;
+      title = await commitTitle(this.opts.workspace, sha);
+      if (!branch && !req.commit) branch = await currentBranch(this.opts.workspace);
+    }
+    const stageTrigger: StageTrigger = req.trigger === 'commit' ? 'commit' : req.trigger === 'save' ? 'save' : 'manual';
+    const selection = selectStages(config.pipeline.stages, stageTrigger, req.stages);
+    if (!selection.ok) return err({ error: selection.error, fix: selection.fix });
+
+    const id = this.nextId++;
+    const summary: RunSummary = {
+      id,
+      pipeline: config.pipeline.name,
+      trigger: req.trigger,
+      status: 'queued',
+      commit,
+      branch,
+      title,
+      requestedStages: selection.names,
+      queuedAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      reason: null,
+    };
+    const stages = new Map<string, StageInfo>();
+    for (const s of config.pipeline.stages) {
+      if (!selection.names.includes(s.name)) continue;
+      stages.set(s.name, {
+        runId: id,
+        name: s.name,
+        kind: s.kind,
+        status: 'pending',
+        needs: s.needs,
+        attempt: 0,
+        startedAt: null,
+        finishedAt: null,
+        message: null,
+      });
+    }
+    const x: Execution = { summary, config, stages, controller: new AbortController(), cancelled: null, done: new Deferred() };
+    this.byId.set(id, x);
+    this.emit({ type: 'run.queued', run: summary });
+    for (const stage of stages.values()) this.emit({ type: 'stage.changed', stage });
+
+    if (config.pipeline.onNewRun === 'supersede') {
+      for (const older of [this.active, ...this.queue]) {
+        if (older && older !== x) this.cancelExecution(older, 'cancelled', `superseded by #${id}`);
+      }
+    }
+    this.queue.push(x);
+    this.pump();
+    return ok(summary);
+  }
+
+  /** Records a run that could not start (its committed config is invalid) as failed. */
+  private recordRejected(req: RunRequest, sha: string, error: ApiError): void {
+    void commitTitle(this.opts.workspace, sha).then((title) => {
+      const now = new Date().toISOString();
+      const run: RunSummary = {
+        id: this.nextId++,
+        pipeline: path.basename(this.opts.workspace),
+        trigger: req.trigger,
+        status: 'queued',
+        commit: sha,
+        branch: req.branch ?? null,
+        title,
+        requestedStages: [],
+        queuedAt: now,
+        startedAt: null,
+        finishedAt: null,
+        reason: null,
+      };
+      this.emit({ type: 'run.queued', run });
+      this.emit({ type: 'run.finished', run: { ...run, status: 'failed', finishedAt: now, reason: error.error } });
+    });
+  }
+
+  /** Cancels a queued or running run. */
+  cancel(id: number): Result<RunSummary, ApiError> {
+    const x = this.byId.get(id);
+    if (!x) {
+      const run = this.opts.store.getRun(id);
+      if (!run) return err({ error: `no run #${id}`, fix: 'conveyor history lists the runs' });
+      const { stages: _s, steps: _st, artifacts: _a, firstSeq: _f, ...summary } = run;
+      return ok(summary); // already finished: cancelling is a no-op
+    }
+    this.cancelExecution(x, 'cancelled', 'cancelled by request');
+    return ok(x.summary);
+  }
+
+  /** Starts a new run of the same commit (or working tree) and stages as an earlier one. */
+  async rerun(id: number, trigger: 'manual' | 'api'): Promise<Result<RunSummary, ApiError>> {
+    const run = this.opts.store.getRun(id);
+    if (!run) return err({ error: `no run #${id}`, fix: 'conveyor history lists the runs' });
+    return this.start({
+      trigger,
+      stages: run.requestedStages,
+      commit: run.commit ?? undefined,
+      workingTree: run.commit === null,
+      branch: run.branch ?? undefined,
+    });
+  }
+
+  /** Resolves when the run has finished (at once if it is not in flight). */
+  async whenFinished(id: number): Promise<void> {
+    await this.byId.get(id)?.done.promise;
+  }
+
+  /** Cancels everything in flight, marking it interrupted, and waits for the processes to end. */
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    const all = [this.active, ...this.queue].filter((x): x is Execution => !!x);
+    for (const x of all) this.cancelExecution(x, 'interrupted', 'the agent was stopped while this run was in progress');
+    await Promise.all(all.map((x) => x.done.promise));
+  }
+
+  private cancelExecution(x: Execution, status: RunStatus, reason: string): void {
+    if (x.cancelled || x.done.settled) return;
+    x.cancelled = { status, reason };
+    const queued = this.queue.indexOf(x);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      for (const stage of x.stages.values()) this.setStage(x, stage.name, { status: 'skipped', message: reason });
+      this.finish(x, status, reason);
+      return;
+    }
+    x.controller.abort('cancel');
+  }
+
+  private pump(): void {
+    if (this.active || this.stopping) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    this.active = next;
+    this.execute(next)
+      .catch((e: unknown) => {
+        reportUnexpected(e);
+        for (const stage of next.stages.values()) {
+          if (!FINISHED_STAGE_STATUSES.includes(stage.status)) this.setStage(next, stage.name, { status: 'failed', message: 'internal error' });
+        }
+        this.finish(next, 'failed', `internal error: ${(e as Error)?.message ?? String(e)}`);
+      })
+      .finally(() => {
+        this.active = undefined;
+        this.pump();
+      });
+  }
+
+  private async configAt(sha: string): Promise<Result<ConveyorConfig, ApiError>> {
+    const repo = this.opts.repo!;
+    for (const name of CONFIG_FILE_NAMES) {
+      const rel = repo.prefix ? `${repo.prefix}/${name}` : name;
+      const text = await showFile(repo.root, sha, rel);
+      if (text === undefined) continue;
+      const state = analyzeConfigText(text, path.join(this.opts.workspace, name), { defaultName: path.basename(this.opts.workspace) });
+      if (!state.valid) {
+        const e = invalidConfig(state);
+        return err({ ...e, error: `${name} at ${sha.slice(0, 7)} is not valid: ${e.error}`, fix: 'fix it and commit, or run on the working tree (--working-tree)' });
+      }
+      return ok(state.config);
+    }
+    return err({
+      error: `conveyor.yml is not committed at ${sha.slice(0, 7)}`,
+      fix: 'commit conveyor.yml, or run on the working tree (conveyor run --working-tree)',
+    });
+  }
+
+  private async execute(x: Execution): Promise<void> {
+    x.summary = { ...x.summary, status: 'running', startedAt: new Date().toISOString() };
+    this.emit({ type: 'run.started', run: x.summary });
+
+    let snapshot: Snapshot | undefined;
+    let root = this.opts.workspace;
+    try {
+      if (x.summary.commit) {
+        try {
+          snapshot = await createSnapshot(this.opts.repo!, this.workDir, `run-${x.summary.id}`, x.summary.commit);
+          root = snapshot.dir;
+        } catch (e) {
+          const reason = `could not make a snapshot of ${x.summary.commit.slice(0, 7)}: ${(e as Error).message}`;
+          for (const stage of x.stages.values()) this.setStage(x, stage.name, { status: 'skipped', message: reason });
+          this.finish(x, 'failed', reason);
+          return;
+        }
+      }
+      const secrets = resolveSecrets(x.config.secrets, this.opts.workspace, this.opts.env ?? process.env);
+      const masker = new Masker(secrets.values.values());
+      await this.schedule(x, root, secrets.values, masker);
+    } finally {
+      await snapshot?.dispose();
+    }
+    const statuses = [...x.stages.values()].map((s) => s.status);
+    if (x.cancelled) {
+      this.finish(x, x.cancelled.status, x.cancelled.reason);
+    } else if (statuses.some((s) => s === 'failed' || s === 'timed_out')) {
+      const failed = [...x.stages.values()].filter((s) => s.status === 'failed' || s.status === 'timed_out').map((s) => s.name);
+      this.finish(x, 'failed', `${failed.join(', ')} ${failed.length === 1 ? 'did' : 'did'} not succeed`);
+    } else {
+      this.finish(x, 'succeeded', null);
+    }
+  }
+
+  /** Runs the DAG: a stage starts when all it needs succeeded; one that cannot is skipped. */
+  private async schedule(x: Execution, root: string, secrets: Map<string, string>, masker: Masker): Promise<void> {
+    const configs = new Map(x.config.pipeline.stages.map((s) => [s.name, s]));
+    const pending = new Set(x.stages.keys());
+    const running = new Map<string, Promise<void>>();
+    const max = x.config.pipeline.maxParallel;
+    for (;;) {
+      let changed = true;
+      while (changed) {
+        changed = false;
+        const order = this.opts.shuffle ? shuffled([...pending]) : [...pending];
+        for (const name of order) {
+          if (x.cancelled) {
+            pending.delete(name);
+            this.setStage(x, name, { status: 'skipped', message: x.cancelled.reason });
+            continue;
+          }
+          const needs = configs.get(name)!.needs.map((n) => x.stages.get(n)!);
+          const blocked = needs.find((n) => FINISHED_STAGE_STATUSES.includes(n.status) && n.status !== 'succeeded');
+          if (blocked) {
+            pending.delete(name);
+            this.setStage(x, name, { status: 'skipped', message: `needs ${blocked.name} (${blocked.status.replace('_', ' ')})` });
+            changed = true;
+            continue;
+          }
+          if (running.size < max && needs.every((n) => n.status === 'succeeded')) {
+            pending.delete(name);
+            const p = this.runStage(x, configs.get(name)!, root, secrets, masker)
+              .catch((e: unknown) => {
+                reportUnexpected(e);
+                this.setStage(x, name, { status: 'failed', finishedAt: new Date().toISOString(), message: `internal error: ${(e as Error)?.message}` });
+              })
+              .finally(() => running.delete(name));
+            running.set(name, p);
+            changed = true;
+          }
+        }
+      }
+      if (running.size === 0) break;
+      await Promise.race(running.values());
+    }
+  }
+
+  private async runStage(x: Execution, stage: StageConfig, root: string, secrets: Map<string, string>, masker: Masker): Promise<void> {
+    const cwd = path.resolve(root, stage.workdir);
+    const startedAt = new Date().toISOString();
+    if (!fs.existsSync(cwd)) {
+      this.setStage(x, stage.name, {
+        status: 'failed',
+        attempt: 1,
+        startedAt,
+        finishedAt: startedAt,
+        message: `working directory "${stage.workdir}" does not exist${x.summary.commit ? ` at ${x.summary.commit.slice(0, 7)}` : ''}`,
+      });
+      return;
+    }
+    const executor = this.executors.get(stage.kind);
+    if (!executor) {
+      this.setStage(x, stage.name, { status: 'failed', attempt: 1, startedAt, finishedAt: startedAt, message: `this agent cannot run stages of kind "${stage.kind}"` });
+      return;
+    }
+    const logRoot = path.join(this.opts.conveyorDir, 'logs', String(x.summary.id), stage.name);
+    let outcome: AttemptOutcome = { status: 'failed', message: null };
+    const attempts = stage.retries + 1;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      this.setStage(x, stage.name, {
+        status: 'running',
+        attempt,
+        startedAt,
+        message: attempt > 1 ? `attempt ${attempt} of ${attempts} (attempt ${attempt - 1}: ${outcome.message ?? outcome.status})` : null,
+      });
+      const attemptCtl = new AbortController();
+      const onRunAbort = () => attemptCtl.abort('cancel');
+      x.controller.signal.addEventListener('abort', onRunAbort, { once: true });
+      if (x.controller.signal.aborted) attemptCtl.abort('cancel');
+      const timer = stage.timeoutMs > 0 ? setTimeout(() => attemptCtl.abort('timeout'), stage.timeoutMs) : undefined;
+      const reportFile = stage.report ? path.resolve(cwd, stage.report.path) : undefined;
+      const reportBefore = reportFile ? mtimeOf(reportFile) : undefined;
+      try {
+        outcome = await executor.execute({
+          runId: x.summary.id,
+          stage,
+          attempt,
+          cwd,
+          env: this.stepEnv(x, stage, attempt, root, secrets),
+          masker,
+          logDir: logRoot,
+          signal: attemptCtl.signal,
+          emit: (e) => this.emit(e),
+        });
+      } finally {
+        clearTimeout(timer);
+        x.controller.signal.removeEventListener('abort', onRunAbort);
+      }
+      if (stage.report && reportFile && outcome.status !== 'cancelled') {
+        await this.collectReport(x, stage, attempt, reportFile, reportBefore, cwd, root, masker);
+      }
+      if (outcome.status === 'succeeded' && stage.artifacts.length > 0) {
+        const recorded = await this.recordArtifacts(x, stage, cwd);
+        if (!recorded.ok) outcome = { status: 'failed', message: recorded.error };
+      }
+      if (outcome.status === 'succeeded' || outcome.status === 'cancelled' || x.cancelled) break;
+    }
+    this.setStage(x, stage.name, { status: outcome.status, finishedAt: new Date().toISOString(), message: outcome.message });
+  }
+
+  private stepEnv(x: Execution, stage: StageConfig, attempt: number, root: string, secrets: Map<string, string>): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.opts.env ?? process.env)) if (v !== undefined) env[k] = v;
+    Object.assign(env, {
+      CI: 'true',
+      CONVEYOR: 'true',
+      CONVEYOR_RUN_ID: String(x.summary.id),
+      CONVEYOR_COMMIT: x.summary.commit ?? '',
+      CONVEYOR_BRANCH: x.summary.branch ?? '',
+      CONVEYOR_STAGE: stage.name,
+      CONVEYOR_ATTEMPT: String(attempt),
+      CONVEYOR_WORKSPACE: root,
+    });
+    if (env.FORCE_COLOR === undefined && env.NO_COLOR === undefined) env.FORCE_COLOR = '1';
+    Object.assign(env, stage.env);
+    for (const [k, v] of secrets) env[k] = v;
+    return env;
+  }
+
+  private async collectReport(
+    x: Execution,
+    stage: StageConfig,
+    attempt: number,
+    file: string,
+    before: number | undefined,
+    cwd: string,
+    root: string,
+    masker: Masker,
+  ): Promise<void> {
+    const base = { runId: x.summary.id, stage: stage.name, attempt, path: stage.report!.path };
+    const after = mtimeOf(file);
+    if (after === undefined) {
+      this.emit({ type: 'report.unreadable', ...base, reason: `no report at ${stage.report!.path}: the test runner wrote none (did it crash before reporting?)` });
+      return;
+    }
+    if (before !== undefined && after <= before) {
+      this.emit({ type: 'report.unreadable', ...base, reason: `${stage.report!.path} was not rewritten by this attempt, so it is stale` });
+      return;
+    }
+    const parsed = await readReport(stage.report!.format, file, { workspaceRoot: root, cwd });
+    if (!parsed.ok) {
+      this.emit({ type: 'report.unreadable', ...base, reason: masker.mask(parsed.reason) });
+      return;
+    }
+    const results = parsed.results.map((r) => this.cleanResult(r, root, masker));
+    this.emit({
+      type: 'tests.reported',
+      runId: x.summary.id,
+      stage: stage.name,
+      attempt,
+      passed: results.filter((r) => r.status === 'passed').length,
+      failed: results.filter((r) => r.status === 'failed').length,
+      skipped: results.filter((r) => r.status === 'skipped').length,
+      results,
+    });
+  }
+
+  /** Masks, bounds, and maps locations inside a snapshot back to the user's files. */
+  private cleanResult(r: TestResult, root: string, masker: Masker): TestResult {
+    const text = (s: string | null) => (s === null ? null : masker.mask(s.length > MAX_TEST_FIELD ? s.slice(0, MAX_TEST_FIELD) + '…' : s));
+    let location = r.location;
+    if (location && root !== this.opts.workspace && isInside(location.file, root)) {
+      location = { ...location, file: path.join(this.opts.workspace, path.relative(root, location.file)) };
+    }
+    return {
+      ...r,
+      suite: masker.mask(r.suite),
+      name: masker.mask(r.name),
+      message: text(r.message),
+      expected: text(r.expected),
+      actual: text(r.actual),
+      stack: text(r.stack),
+      location,
+    };
+  }
+
+  /** Stores each artifact by content (sha256) under .conveyor/artifacts, so it outlives the snapshot. */
+  private async recordArtifacts(x: Execution, stage: StageConfig, cwd: string): Promise<Result<void, string>> {
+    const store = path.join(this.opts.conveyorDir, 'artifacts', 'sha256');
+    await fsp.mkdir(store, { recursive: true });
+    for (const pattern of stage.artifacts) {
+      const files = (await glob(pattern, { cwd, onlyFiles: true, dot: true, expandDirectories: true })).sort();
+      if (files.length === 0) return err(`artifact "${pattern}" matched no file in ${stage.workdir}`);
+      for (const rel of files) {
+        const abs = path.join(cwd, rel);
+        const hash = createHash('sha256');
+        await pipeline(fs.createReadStream(abs), hash);
+        const hex = hash.digest('hex');
+        const target = path.join(store, hex);
+        if (!fs.existsSync(target)) {
+          const tmp = `${target}.${process.pid}.tmp`;
+          await fsp.copyFile(abs, tmp);
+          await fsp.rename(tmp, target);
+        }
+        const size = (await fsp.stat(abs)).size;
+        this.emit({ type: 'artifact.recorded', artifact: { runId: x.summary.id, stage: stage.name, path: rel, digest: `sha256:${hex}`, size } });
+      }
+    }
+    return ok(undefined);
+  }
+
+  private setStage(x: Execution, name: string, patch: Partial<StageInfo> & { status: StageStatus }): void {
+    const next = { ...x.stages.get(name)!, ...patch };
+    x.stages.set(name, next);
+    this.emit({ type: 'stage.changed', stage: next });
+  }
+
+  private finish(x: Execution, status: RunStatus, reason: string | null): void {
+    if (x.done.settled) return;
+    x.summary = { ...x.summary, status, finishedAt: new Date().toISOString(), reason };
+    this.emit({ type: 'run.finished', run: x.summary });
+    this.byId.delete(x.summary.id);
+    x.done.resolve();
+  }
+}
+
+function invalidConfig(state: Extract<ConfigState, { valid: false }>): ApiError {
+  const first = state.diagnostics.find((d) => d.severity === 'error') ?? state.diagnostics[0];
+  const where = first ? `${path.basename(first.file)}:${first.range.start.line}:${first.range.start.column}: ${first.message}` : 'conveyor.yml is not valid';
+  return {
+    error: state.diagnostics.length > 1 ? `${where} (and ${state.diagnostics.length - 1} more)` : where,
+    fix: first?.fix ?? 'run "conveyor validate" to see every problem',
+    diagnostics: state.diagnostics,
+  };
+}
+
+function mtimeOf(file: string): number | undefined {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+function isInside(file: string, dir: string): boolean {
+  const rel = path.relative(dir, file);
+  return !!rel && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
