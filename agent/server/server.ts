@@ -1,0 +1,283 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { WebSocketServer } from 'ws';
+import type { Engine } from '../engine/engine';
+import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRunRequest } from '../protocol';
+import { PROTOCOL_VERSION } from '../protocol';
+import { stepLogName } from '../steps/executor';
+import type { Store } from '../store/store';
+import type { IDisposable } from '../util/lifecycle';
+import { checkRequest } from './auth';
+import { Subscriber } from './subscriber';
+
+/** What the server needs from the agent. */
+export interface AgentApi {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly conveyorDir: string;
+  health(): Health;
+  config(): ConfigState;
+  validate(text: string): Diagnostic[];
+}
+
+export interface ServerHandle extends IDisposable {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const MAX_LIST = 500;
+
+/** A 4xx answer with a message and, where there is one, what to do about it. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiError,
+  ) {
+    super(body.error);
+  }
+}
+
+/**
+ * The agent's HTTP and WebSocket API on 127.0.0.1. Every route and the socket need the token;
+ * foreign Origins and non-loopback Hosts are refused first.
+ */
+export async function startServer(api: AgentApi, token: string, port = 0): Promise<ServerHandle> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const server = http.createServer(app);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  let boundPort = port;
+
+  app.use((req, res, next) => {
+    const verdict = checkRequest(req, token, boundPort, { allowQueryToken: false });
+    if (verdict.status !== 200) {
+      res.status(verdict.status).json({ error: verdict.error ?? "refused", fix: verdict.fix } satisfies ApiError);
+      return;
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+  app.use(express.json({ limit: '1mb', strict: true }));
+
+  const r = express.Router();
+  r.get('/health', (_req, res) => {
+    res.json(api.health());
+  });
+  r.get('/config', (_req, res) => {
+    res.json(api.config());
+  });
+  r.post('/validate', (req, res) => {
+    const body = req.body as { text?: unknown };
+    if (!isObject(body) || typeof body.text !== 'string') throw bad('body must be {"text": "<conveyor.yml text>"}');
+    res.json({ diagnostics: api.validate(body.text) });
+  });
+  r.get('/runs', (req, res) => {
+    res.json(api.store.listRuns(intParam(req.query.limit, 'limit', 50, 1, MAX_LIST)));
+  });
+  r.post('/runs', async (req, res) => {
+    const body = parseStartRequest(req.body);
+    const result = await api.engine.start({ ...body, trigger: body.trigger ?? 'api' });
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(201).json(result.value);
+  });
+  r.get('/runs/:id', (req, res) => {
+    res.json(findRun(api, req.params.id));
+  });
+  r.post('/runs/:id/cancel', (req, res) => {
+    const run = findRun(api, req.params.id);
+    const result = api.engine.cancel(run.id);
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json(result.value);
+  });
+  r.post('/runs/:id/rerun', async (req, res) => {
+    const run = findRun(api, req.params.id);
+    const trigger = isObject(req.body) && req.body.trigger === 'manual' ? 'manual' : 'api';
+    const result = await api.engine.rerun(run.id, trigger);
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(201).json(result.value);
+  });
+  r.get('/runs/:id/logs', (req, res) => {
+    const run = findRun(api, req.params.id);
+    const stage = strParam(req.query.stage, 'stage');
+    if (stage !== undefined && !run.stages.some((s) => s.name === stage)) {
+      throw new HttpError(404, { error: `run #${run.id} has no stage "${stage}"`, fix: `stages: ${run.stages.map((s) => s.name).join(', ')}` });
+    }
+    const attemptParam = req.query.attempt === undefined ? undefined : intParam(req.query.attempt, 'attempt', 1, 1, 1000);
+    const stepParam = req.query.step === undefined ? undefined : intParam(req.query.step, 'step', 0, 0, 10000);
+    const steps = run.steps.filter((s) => {
+      if (stage !== undefined && s.stage !== stage) return false;
+      if (attemptParam !== undefined && s.attempt !== attemptParam) return false;
+      if (stepParam !== undefined && s.index !== stepParam) return false;
+      return s.status !== 'skipped' || stepParam !== undefined;
+    });
+    res.type('text/plain; charset=utf-8');
+    const single = stepParam !== undefined && steps.length === 1;
+    void streamLogs(res, api.conveyorDir, run.id, steps, !single);
+  });
+  r.get('/runs/:id/tests', (req, res) => {
+    const run = findRun(api, req.params.id);
+    res.json(api.store.getTests(run.id));
+  });
+  r.get('/events', (req, res) => {
+    const since = intParam(req.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(req.query.limit, 'limit', 1000, 1, 10000);
+    res.json(api.store.events(since, limit));
+  });
+  app.use('/api', r);
+
+  app.use((req, res) => {
+    res.status(404).json({ error: `no route ${req.method} ${req.path}`, fix: 'see the API table in agent/protocol.ts' } satisfies ApiError);
+  });
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (error instanceof HttpError) {
+      res.status(error.status).json(error.body);
+      return;
+    }
+    const e = error as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json({ error: `the body is not valid JSON: ${e.message}`, fix: 'send Content-Type: application/json with a JSON object' } satisfies ApiError);
+      return;
+    }
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ error: e.message ?? 'bad request' } satisfies ApiError);
+      return;
+    }
+    process.emitWarning(`request failed: ${e?.message ?? String(error)}`);
+    res.status(500).json({ error: `internal error: ${e?.message ?? String(error)}` } satisfies ApiError);
+  });
+
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://x');
+    const verdict = checkRequest(req, token, boundPort, { allowQueryToken: true });
+    const refuse = (status: number, error: string) => {
+      const body = JSON.stringify({ error } satisfies ApiError);
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    if (verdict.status !== 200) return refuse(verdict.status, verdict.error!);
+    if (url.pathname !== '/api/events') return refuse(404, `no WebSocket at ${url.pathname}; use /api/events`);
+    const sinceText = url.searchParams.get('since');
+    const since = sinceText === null ? api.store.lastSeq : Number(sinceText);
+    if (!Number.isSafeInteger(since) || since < 0) return refuse(400, `since must be a whole number >= 0, not "${sinceText}"`);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const hello: ServerMessage = { type: 'hello', version: api.health().version, protocol: PROTOCOL_VERSION, lastSeq: api.store.lastSeq };
+      ws.send(JSON.stringify(hello));
+      ws.on('message', (data) => {
+        // Clients only ping; anything else is answered with an error, never a crash.
+        try {
+          const msg = JSON.parse(String(data)) as { type?: unknown };
+          if (msg?.type !== 'ping') throw new Error();
+        } catch {
+          ws.send(JSON.stringify({ type: 'error', error: 'unknown message; the only client message is {"type":"ping"}' } satisfies ServerMessage));
+        }
+      });
+      new Subscriber(ws, api.store, since);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  boundPort = (server.address() as AddressInfo).port;
+
+  const close = async () => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return { port: boundPort, close, dispose: () => void close() };
+}
+
+function bad(error: string, fix?: string): HttpError {
+  return new HttpError(400, { error, fix });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function findRun(api: AgentApi, idText: string | string[] | undefined) {
+  const text = String(idText ?? '').replace(/^#/, '');
+  if (!/^\d{1,15}$/.test(text)) throw bad(`"${String(idText).slice(0, 40)}" is not a run number`, 'runs are numbered: 1, 2, 3...');
+  const run = api.store.getRun(Number(text));
+  if (!run) throw new HttpError(404, { error: `no run #${text}`, fix: 'GET /api/runs lists the runs' });
+  return run;
+}
+
+function intParam(v: unknown, name: string, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !/^\d{1,16}$/.test(v)) throw bad(`${name} must be a whole number, not ${JSON.stringify(v).slice(0, 40)}`);
+  const n = Number(v);
+  if (n < min || n > max) throw bad(`${name} must be between ${min} and ${max}`);
+  return n;
+}
+
+function strParam(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length > 200) throw bad(`${name} must be one short string`);
+  return v;
+}
+
+const START_KEYS = new Set(['stages', 'commit', 'workingTree', 'trigger']);
+
+function parseStartRequest(body: unknown): StartRunRequest {
+  if (body === undefined) return {};
+  if (!isObject(body)) throw bad('the body must be a JSON object like {"stages": ["test"]}');
+  for (const key of Object.keys(body)) {
+    if (!START_KEYS.has(key)) throw bad(`unknown field "${key.slice(0, 40)}"`, `fields: ${[...START_KEYS].join(', ')}`);
+  }
+  const out: StartRunRequest = {};
+  if (body.stages !== undefined) {
+    if (!Array.isArray(body.stages) || body.stages.length > 200 || !body.stages.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 200)) {
+      throw bad('"stages" must be a list of stage names');
+    }
+    out.stages = body.stages as string[];
+  }
+  if (body.commit !== undefined) {
+    if (typeof body.commit !== 'string' || body.commit.length === 0 || body.commit.length > 200) throw bad('"commit" must be a revision such as a SHA or a branch');
+    out.commit = body.commit;
+  }
+  if (body.workingTree !== undefined) {
+    if (typeof body.workingTree !== 'boolean') throw bad('"workingTree" must be true or false');
+    out.workingTree = body.workingTree;
+  }
+  if (body.trigger !== undefined) {
+    if (body.trigger !== 'manual' && body.trigger !== 'api') throw bad('"trigger" must be "manual" or "api"');
+    out.trigger = body.trigger;
+  }
+  return out;
+}
+
+/** Streams step logs from their files, one after the other, with a header per step when asked. */
+async function streamLogs(
+  res: Response,
+  conveyorDir: string,
+  runId: number,
+  steps: { stage: string; attempt: number; index: number; command: string }[],
+  headers: boolean,
+): Promise<void> {
+  try {
+    for (const s of steps) {
+      if (headers) res.write(`── ${s.stage} · attempt ${s.attempt} · step ${s.index + 1}: ${s.command.split('\n')[0]}\n`);
+      const file = path.join(conveyorDir, 'logs', String(runId), s.stage, stepLogName(s.attempt, s.index));
+      await new Promise<void>((resolve) => {
+        const stream = fs.createReadStream(file);
+        stream.on('error', () => resolve());
+        stream.on('end', () => resolve());
+        stream.pipe(res, { end: false });
+      });
+    }
+  } finally {
+    res.end();
+  }
+}
