@@ -1,0 +1,494 @@
+#!/usr/bin/env node
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
+import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
+import type { RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
+import { FINISHED_RUN_STATUSES } from '../protocol';
+import { setUnexpectedErrorHandler } from '../util/lifecycle';
+import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
+import { paint, runLine, stageLine, table, ago, duration, shortSha, statusWord, truncate, type Style } from './render';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, agent: 3 } as const;
+
+class UsageError extends Error {}
+
+const HELP = `conveyor ${VERSION}: continuous delivery from your editor and terminal
+
+Usage: conveyor <command> [options]
+
+Commands:
+  run [--stage S]... [--commit REV | --working-tree] [--detach]
+                         start a run of the pipeline and follow it
+  status [RUN]           the agent and the latest run, or one run
+  logs RUN [--stage S] [--follow]
+                         the logs of a run
+  cancel RUN             cancel a queued or running run
+  rerun RUN              run the same commit and stages again
+  history [--limit N]    past runs, newest first
+  validate               check conveyor.yml and print each problem as file:line:col
+  agent                  run the agent in the foreground (other commands start it in the background)
+  stop                   stop the background agent
+
+Options:
+  -C, --workspace DIR    the folder with conveyor.yml (default: the nearest one upward)
+  --json                 machine-readable output (run, status, history, logs, validate)
+  -h, --help             this help
+  -v, --version          the version
+
+Exit codes: 0 success, 1 the pipeline failed, 2 usage or config error, 3 agent unavailable.
+`;
+
+interface Common {
+  workspace?: string;
+  json: boolean;
+  style: Style;
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const style: Style = { color: !!process.stdout.isTTY && !process.env.NO_COLOR };
+  const base: Common = {
+    json: false,
+    style,
+    out: (s) => process.stdout.write(s + '\n'),
+    err: (s) => process.stderr.write(s + '\n'),
+  };
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        base.out(HELP);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      case '-v':
+      case '--version':
+        base.out(VERSION);
+        return EXIT.ok;
+      case 'agent':
+        return await cmdAgent(rest);
+      case 'run':
+        return await cmdRun(rest, base);
+      case 'rerun':
+        return await cmdRerun(rest, base);
+      case 'status':
+        return await cmdStatus(rest, base);
+      case 'logs':
+        return await cmdLogs(rest, base);
+      case 'cancel':
+        return await cmdCancel(rest, base);
+      case 'history':
+        return await cmdHistory(rest, base);
+      case 'validate':
+        return await cmdValidate(rest, base);
+      case 'stop':
+        return await cmdStop(rest, base);
+      default:
+        throw new UsageError(`unknown command "${command}"; see "conveyor --help"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      base.err(`conveyor: ${e.message}`);
+      return EXIT.usage;
+    }
+    if (e instanceof AgentHttpError) {
+      base.err(`conveyor: ${e.body.error}`);
+      if (e.body.diagnostics) for (const d of e.body.diagnostics) base.err(formatDiagnosticLine(d));
+      if (e.body.fix) base.err(`  fix: ${e.body.fix}`);
+      return e.status === 404 || e.status === 400 ? EXIT.usage : EXIT.agent;
+    }
+    if (e instanceof AgentUnavailableError || e instanceof AgentRunningError) {
+      base.err(`conveyor: ${e.message}`);
+      return EXIT.agent;
+    }
+    const err = e as Error & { code?: string };
+    if (err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      base.err(`conveyor: ${err.message}; see "conveyor --help"`);
+      return EXIT.usage;
+    }
+    base.err(`conveyor: internal error: ${err?.stack ?? String(e)}`);
+    return EXIT.agent;
+  }
+}
+
+const COMMON_OPTIONS = {
+  workspace: { type: 'string', short: 'C' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+function workspaceOf(given: string | undefined): string {
+  if (given) {
+    const dir = path.resolve(given);
+    if (!fs.existsSync(dir)) throw new UsageError(`no folder ${dir}`);
+    return dir;
+  }
+  const found = findWorkspace(process.cwd());
+  if (!found) throw new UsageError('no conveyor.yml here or in any parent folder; write one (see README) or pass --workspace DIR');
+  return found;
+}
+
+function runId(text: string | undefined): number {
+  if (!text) throw new UsageError('name a run: its number, as "conveyor history" lists it');
+  const m = /^#?(\d{1,15})$/.exec(text);
+  if (!m) throw new UsageError(`"${text}" is not a run number`);
+  return Number(m[1]);
+}
+
+async function cmdAgent(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      workspace: { type: 'string', short: 'C' },
+      port: { type: 'string' },
+      'no-commit-trigger': { type: 'boolean', default: false },
+      'poll-ms': { type: 'string' },
+    },
+  });
+  const workspace = values.workspace ? path.resolve(values.workspace) : findWorkspace(process.cwd()) ?? process.cwd();
+  const log = (msg: string) => process.stderr.write(`[${new Date().toISOString()}] ${msg}\n`);
+  setUnexpectedErrorHandler((e) => log(`unexpected: ${(e as Error)?.stack ?? String(e)}`));
+  process.on('uncaughtException', (e) => log(`uncaught: ${e.stack ?? e.message}`));
+  process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
+  const port = values.port ? Number(values.port) : 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, not "${values.port}"`);
+  let agent: Agent;
+  try {
+    agent = await Agent.start({
+      workspace,
+      port,
+      commitTrigger: !values['no-commit-trigger'],
+      pollMs: values['poll-ms'] ? Number(values['poll-ms']) : undefined,
+      shuffle: process.env.CONVEYOR_SHUFFLE === '1',
+    });
+  } catch (e) {
+    if (e instanceof AgentRunningError) {
+      log(e.message);
+      return EXIT.agent;
+    }
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      log(`port ${port} is in use; pick another with --port, or leave it out to take a free one`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+  log(`conveyor agent ${VERSION} (pid ${process.pid}) serving ${agent.workspace} on http://127.0.0.1:${agent.port}`);
+  const cfg = agent.config();
+  if (!cfg.valid) log(`conveyor.yml has problems; runs will not start until they are fixed:\n${cfg.diagnostics.map(formatDiagnosticLine).join('\n')}`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log(`${sig}: stopping`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await agent.stop();
+  log('stopped');
+  return EXIT.ok;
+}
+
+async function client(c: Common): Promise<AgentClient> {
+  const ws = workspaceOf(c.workspace);
+  const progress = (msg: string) => {
+    if (!c.json) c.err(msg);
+  };
+  return connectOrStart(ws, progress);
+}
+
+async function cmdRun(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...COMMON_OPTIONS,
+      stage: { type: 'string', multiple: true, short: 's' },
+      commit: { type: 'string' },
+      'working-tree': { type: 'boolean', default: false },
+      detach: { type: 'boolean', default: false, short: 'd' },
+    },
+  });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const run = await agent.request<RunSummary>('POST', '/runs', {
+    stages: values.stage,
+    commit: values.commit,
+    workingTree: values['working-tree'] || undefined,
+    trigger: 'manual',
+  });
+  return followRun(agent, run, since, values.detach, c);
+}
+
+async function cmdRerun(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, detach: { type: 'boolean', default: false, short: 'd' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const id = runId(positionals[0]);
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const run = await agent.request<RunSummary>('POST', `/runs/${id}/rerun`, { trigger: 'manual' });
+  return followRun(agent, run, since, values.detach, c);
+}
+
+/** Prints a run's progress and logs as they happen; returns 0 if it succeeded, 1 if not. */
+async function followRun(agent: AgentClient, run: RunSummary, since: number, detach: boolean, c: Common): Promise<number> {
+  const { style } = c;
+  if (!c.json) {
+    c.out(`${paint(style, 'bold', `run #${run.id}`)} of ${run.pipeline} · ${run.commit ? `${shortSha(run.commit)}${run.branch ? ` (${run.branch})` : ''} ${run.title ? truncate(run.title, 60) : ''}` : 'working tree'}`);
+    c.out(`stages: ${run.requestedStages.join(', ')}`);
+  }
+  if (detach) {
+    if (c.json) c.out(JSON.stringify(run, null, 2));
+    else c.out(`follow it with: conveyor logs ${run.id} --follow`);
+    return EXIT.ok;
+  }
+  const partial = new Map<string, string>();
+  const flushLines = (key: string, prefix: string, text: string, final: boolean) => {
+    const buf = (partial.get(key) ?? '') + text;
+    const lines = buf.split('\n');
+    const keep = final ? '' : lines.pop()!;
+    if (final && lines[lines.length - 1] === '') lines.pop();
+    for (const line of lines) c.out(`${prefix}${line}`);
+    partial.set(key, keep);
+  };
+  let finished: RunSummary | undefined;
+  await agent.follow(since, (e: SequencedEvent) => {
+    if (c.json) {
+      if (e.type === 'run.finished' && e.run.id === run.id) {
+        finished = e.run;
+        return true;
+      }
+      return;
+    }
+    switch (e.type) {
+      case 'log':
+        if (e.runId === run.id) flushLines(`${e.stage}/${e.attempt}/${e.step}`, paint(style, 'cyan', `${e.stage} │ `), e.text, false);
+        break;
+      case 'step.changed':
+        if (e.step.runId === run.id && e.step.status === 'running') {
+          c.out(paint(style, 'gray', `${e.step.stage} │ $ ${e.step.command.split('\n')[0]}`));
+        } else if (e.step.runId === run.id && e.step.status !== 'pending') {
+          flushLines(`${e.step.stage}/${e.step.attempt}/${e.step.index}`, paint(style, 'cyan', `${e.step.stage} │ `), '', true);
+        }
+        break;
+      case 'stage.changed':
+        if (e.stage.runId === run.id && e.stage.status !== 'pending') c.out(stageLine(style, e.stage));
+        break;
+      case 'tests.reported':
+        if (e.runId === run.id) {
+          c.out(`  ${e.stage}: tests ${paint(style, 'green', `${e.passed} passed`)}, ${paint(style, e.failed ? 'red' : 'gray', `${e.failed} failed`)}, ${e.skipped} skipped`);
+          for (const t of e.results.filter((r) => r.status === 'failed').slice(0, 10)) {
+            const where = t.location ? ` (${path.relative(process.cwd(), t.location.file)}:${t.location.line}:${t.location.column})` : '';
+            c.out(`    ✗ ${t.suite ? `${t.suite} › ` : ''}${t.name}${where}: ${(t.message ?? '').split('\n')[0]}`);
+          }
+        }
+        break;
+      case 'report.unreadable':
+        if (e.runId === run.id) c.out(paint(style, 'yellow', `  ${e.stage}: report unreadable: ${e.reason}`));
+        break;
+      case 'artifact.recorded':
+        if (e.artifact.runId === run.id) c.out(`  ${e.artifact.stage}: artifact ${e.artifact.path} ${e.artifact.digest.slice(0, 19)}… (${e.artifact.size} bytes)`);
+        break;
+      case 'run.finished':
+        if (e.run.id === run.id) {
+          finished = e.run;
+          return true;
+        }
+        break;
+      default:
+        break;
+    }
+    return;
+  });
+  const done = finished!;
+  if (c.json) {
+    c.out(JSON.stringify(await agent.request<RunDetail>('GET', `/runs/${run.id}`), null, 2));
+  } else {
+    c.out(`${paint(style, 'bold', `run #${done.id} ${statusWord(style, done.status)}`)} in ${duration(done.startedAt ?? done.queuedAt, done.finishedAt)}${done.reason ? `: ${done.reason}` : ''}`);
+    c.out(`logs: conveyor logs ${done.id}   (files: ${path.join(agent.discovery.workspace, '.conveyor', 'logs', String(done.id))})`);
+    c.out(`history: conveyor history   ·   API: http://127.0.0.1:${agent.discovery.port}/api/runs/${done.id}`);
+  }
+  return done.status === 'succeeded' ? EXIT.ok : EXIT.failed;
+}
+
+async function cmdStatus(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: COMMON_OPTIONS });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const agent = await client(c);
+  if (positionals[0]) {
+    const run = await agent.request<RunDetail>('GET', `/runs/${runId(positionals[0])}`);
+    const tests = await agent.request<StageTestResults[]>('GET', `/runs/${run.id}/tests`);
+    if (c.json) c.out(JSON.stringify({ ...run, tests }, null, 2));
+    else printRun(run, tests, c);
+    return run.status === 'failed' ? EXIT.failed : EXIT.ok;
+  }
+  const health = await agent.health();
+  const latest = (await agent.request<RunSummary[]>('GET', '/runs?limit=1'))[0];
+  const detail = latest ? await agent.request<RunDetail>('GET', `/runs/${latest.id}`) : undefined;
+  if (c.json) {
+    c.out(JSON.stringify({ agent: health, latestRun: detail ?? null }, null, 2));
+    return EXIT.ok;
+  }
+  c.out(`agent ${health.version} · pid ${health.pid} · http://127.0.0.1:${agent.discovery.port} · up since ${ago(health.startedAt)}`);
+  c.out(`workspace ${health.workspace} · conveyor.yml ${health.configValid ? 'valid' : paint(c.style, 'red', 'has problems (conveyor validate)')}`);
+  c.out(`active runs: ${health.activeRuns.length ? health.activeRuns.map((id) => `#${id}`).join(', ') : 'none'}`);
+  if (detail) {
+    c.out('');
+    printRun(detail, [], c);
+  } else {
+    c.out('no runs yet: start one with "conveyor run"');
+  }
+  return EXIT.ok;
+}
+
+function printRun(run: RunDetail, tests: StageTestResults[], c: Common): void {
+  c.out(runLine(c.style, run));
+  if (run.reason) c.out(`  ${run.reason}`);
+  for (const s of run.stages) c.out(`  ${stageLine(c.style, s)}`);
+  for (const group of tests) {
+    const failed = group.results.filter((r) => r.status === 'failed');
+    c.out(`  ${group.stage}: ${group.results.length - failed.length} tests passed or skipped, ${failed.length} failed`);
+    for (const t of failed.slice(0, 20)) c.out(`    ✗ ${t.suite ? `${t.suite} › ` : ''}${t.name}${t.location ? ` (${t.location.file}:${t.location.line})` : ''}`);
+  }
+  for (const a of run.artifacts) c.out(`  artifact ${a.stage}/${a.path} ${a.digest} ${a.size} bytes`);
+}
+
+async function cmdLogs(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...COMMON_OPTIONS, stage: { type: 'string', short: 's' }, follow: { type: 'boolean', short: 'f', default: false } },
+  });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const id = runId(positionals[0]);
+  const agent = await client(c);
+  const run = await agent.request<RunDetail>('GET', `/runs/${id}`);
+  if (values.stage && !run.stages.some((s) => s.name === values.stage)) {
+    throw new UsageError(`run #${id} has no stage "${values.stage}" (stages: ${run.stages.map((s) => s.name).join(', ')})`);
+  }
+  if (values.follow && !FINISHED_RUN_STATUSES.includes(run.status)) {
+    // Replay the run's events from its first one, then follow it live, until it finishes.
+    let status = run.status;
+    await agent.follow(run.firstSeq - 1, (e) => {
+      if (e.type === 'log' && e.runId === id && (!values.stage || e.stage === values.stage)) {
+        if (c.json) c.out(JSON.stringify(e));
+        else process.stdout.write(e.text);
+      }
+      if (e.type === 'run.finished' && e.run.id === id) {
+        status = e.run.status;
+        return true;
+      }
+      return;
+    });
+    return status === 'succeeded' ? EXIT.ok : EXIT.failed;
+  }
+  const q = values.stage ? `?stage=${encodeURIComponent(values.stage)}` : '';
+  const text = await agent.request<string>('GET', `/runs/${id}/logs${q}`);
+  if (c.json) c.out(JSON.stringify({ runId: id, stage: values.stage ?? null, text }));
+  else process.stdout.write(text);
+  return EXIT.ok;
+}
+
+async function cmdCancel(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: COMMON_OPTIONS });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const id = runId(positionals[0]);
+  const agent = await client(c);
+  const run = await agent.request<RunSummary>('POST', `/runs/${id}/cancel`);
+  if (c.json) c.out(JSON.stringify(run, null, 2));
+  else if (FINISHED_RUN_STATUSES.includes(run.status)) c.out(`run #${id} had already ${run.status === 'succeeded' || run.status === 'failed' ? run.status : `been ${run.status}`}`);
+  else c.out(`cancelling run #${id}…`);
+  return EXIT.ok;
+}
+
+async function cmdHistory(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...COMMON_OPTIONS, limit: { type: 'string', short: 'n' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const limit = values.limit ?? '20';
+  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) throw new UsageError('--limit must be a number from 1 to 500');
+  const agent = await client(c);
+  const runs = await agent.request<RunSummary[]>('GET', `/runs?limit=${limit}`);
+  if (c.json) {
+    c.out(JSON.stringify(runs, null, 2));
+    return EXIT.ok;
+  }
+  if (runs.length === 0) {
+    c.out('no runs yet: start one with "conveyor run"');
+    return EXIT.ok;
+  }
+  const rows = [['RUN', 'STATUS', 'TRIGGER', 'COMMIT', 'QUEUED', 'TOOK', 'TITLE']];
+  for (const r of runs) {
+    rows.push([
+      `#${r.id}`,
+      statusWord(c.style, r.status),
+      r.trigger,
+      shortSha(r.commit),
+      ago(r.queuedAt),
+      r.startedAt ? duration(r.startedAt, r.finishedAt) : '',
+      truncate(r.title ?? '', 50),
+    ]);
+  }
+  c.out(table(rows));
+  return EXIT.ok;
+}
+
+async function cmdValidate(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({ args, options: COMMON_OPTIONS });
+  const dir = values.workspace ? path.resolve(values.workspace) : findWorkspace(process.cwd()) ?? process.cwd();
+  const state = await loadConfig(dir);
+  if (values.json) {
+    c.out(JSON.stringify(state, null, 2));
+    return state.valid ? EXIT.ok : EXIT.usage;
+  }
+  let text = '';
+  try {
+    text = fs.readFileSync(state.file, 'utf8');
+  } catch {
+    text = '';
+  }
+  const rel = (d: (typeof state.diagnostics)[number]) => ({ ...d, file: path.relative(process.cwd(), d.file) || d.file });
+  for (const d of state.diagnostics) {
+    c.out(process.stdout.isTTY ? formatDiagnosticPretty(rel(d), text, { color: c.style.color }) : formatDiagnosticLine(rel(d)));
+  }
+  if (state.valid) {
+    const p = state.config.pipeline;
+    c.err(`${path.relative(process.cwd(), state.file) || state.file} is valid: pipeline "${p.name}", ${p.stages.length} stage${p.stages.length === 1 ? '' : 's'}, ${state.config.environments.length} environment${state.config.environments.length === 1 ? '' : 's'}`);
+    return EXIT.ok;
+  }
+  return EXIT.usage;
+}
+
+async function cmdStop(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({ args, options: COMMON_OPTIONS });
+  const ws = workspaceOf(values.workspace);
+  const live = await connect(ws);
+  const d = readDiscovery(ws);
+  if (!live || !d) {
+    c.out('no agent is running for this workspace');
+    return EXIT.ok;
+  }
+  process.kill(d.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(d.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (isAlive(d.pid)) {
+    c.err(`the agent (pid ${d.pid}) did not stop within 15 s`);
+    return EXIT.agent;
+  }
+  c.out(`stopped the agent (pid ${d.pid})`);
+  return EXIT.ok;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`conveyor: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = EXIT.agent;
+    },
+  );
+}
