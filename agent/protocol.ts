@@ -164,6 +164,8 @@ export interface WatchConfig {
   include: string[];
   exclude: string[];
   stages: string[];
+  /** Globs of the test files; save runs pass the affected ones to their stages as $CONVEYOR_TESTS. */
+  tests: string[];
 }
 
 export interface ConveyorConfig {
@@ -230,6 +232,22 @@ export interface StepInfo {
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
+}
+
+/**
+ * Which tests a develop-loop (save) run chose, and why. `affected`: only the test files that
+ * import a changed file, directly or not. `all`: every test file, because a change could not be
+ * placed in the import graph (a config file, the lockfile, an unknown file). `whole-stage`: the
+ * project is not JS/TS or declares no test files, so the watch stages run as written.
+ */
+export interface TestImpact {
+  mode: 'affected' | 'all' | 'whole-stage';
+  /** Files whose change started the run, relative to the workspace, forward slashes. */
+  changed: string[];
+  /** The test files the run runs (relative); empty for whole-stage. */
+  tests: string[];
+  /** Why everything runs, when it does. */
+  reason: string | null;
 }
 
 export interface RunDetail extends RunSummary {

@@ -1420,6 +1420,7 @@ class Analysis {
       include: [...((own(w, 'include') as string[] | undefined) ?? ['**/*'])],
       exclude: [...((own(w, 'exclude') as string[] | undefined) ?? [])],
       stages: unique((own(w, 'stages') as string[] | undefined) ?? []),
+      tests: [...((own(w, 'tests') as string[] | undefined) ?? [])],
     };
   }
 }

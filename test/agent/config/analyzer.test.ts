@@ -285,7 +285,7 @@ describe('config analyzer: defaults and normalization', () => {
         ],
       },
       environments: [],
-      watch: { include: ['**/*'], exclude: [], stages: [] },
+      watch: { include: ['**/*'], exclude: [], stages: [], tests: [] },
       secrets: [],
     } satisfies ConveyorConfig);
   });
@@ -420,8 +420,8 @@ describe('config analyzer: defaults and normalization', () => {
   });
 
   it('fills watch defaults and keeps what is written', () => {
-    const c = config(yaml('pipeline: {stages: [{name: test, run: x}]}', 'watch: { exclude: ["**/*.md"], stages: [test] }'));
-    assert.deepEqual(c.watch, { include: ['**/*'], exclude: ['**/*.md'], stages: ['test'] });
+    const c = config(yaml('pipeline: {stages: [{name: test, run: x}]}', 'watch: { exclude: ["**/*.md"], stages: [test], tests: ["test/**/*.test.js"] }'));
+    assert.deepEqual(c.watch, { include: ['**/*'], exclude: ['**/*.md'], stages: ['test'], tests: ['test/**/*.test.js'] });
   });
 });
 
