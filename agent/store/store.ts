@@ -40,7 +40,9 @@ export class Store implements IDisposable {
   private seq: number;
   private pending: SequencedEvent[] = [];
   private flushScheduled = false;
-  private readonly ring: StoredEvent[] = [];
+  /** Recent events, oldest at `ringHead`: trimming moves the head, compaction is occasional. */
+  private ring: StoredEvent[] = [];
+  private ringHead = 0;
   private ringBytes = 0;
   private readonly _onDidAppend = new Emitter<StoredEvent[]>();
   /** Fires after a batch is committed, in sequence order. */
@@ -134,8 +136,12 @@ export class Store implements IDisposable {
       this.ring.push(s);
       this.ringBytes += s.json.length;
     }
-    while (this.ringBytes > RING_BYTES && this.ring.length > 1) {
-      this.ringBytes -= this.ring.shift()!.json.length;
+    while (this.ringBytes > RING_BYTES && this.ring.length - this.ringHead > 1) {
+      this.ringBytes -= this.ring[this.ringHead++].json.length;
+    }
+    if (this.ringHead > 4096 && this.ringHead * 2 > this.ring.length) {
+      this.ring = this.ring.slice(this.ringHead);
+      this.ringHead = 0;
     }
     this._onDidAppend.fire(stored);
   }
@@ -183,9 +189,9 @@ export class Store implements IDisposable {
    */
   eventsAfter(since: number, limit: number): StoredEvent[] {
     this.flush();
-    const first = this.ring[0];
+    const first = this.ring[this.ringHead];
     if (first && since >= first.seq - 1) {
-      const start = since - first.seq + 1;
+      const start = this.ringHead + since - first.seq + 1;
       return this.ring.slice(start, start + limit);
     }
     const rows = this.stmts.eventsSince.all(since, limit) as { seq: number; body: string }[];
