@@ -69,7 +69,7 @@ export function runLine(style: Style, r: RunSummary): string {
 
 export function stageLine(style: Style, s: StageInfo): string {
   const attempt = s.attempt > 1 ? ` (attempt ${s.attempt})` : '';
-  const time = s.startedAt ? ` ${paint(style, 'gray', duration(s.startedAt, s.finishedAt))}` : '';
+  const time = s.startedAt && s.finishedAt ? ` ${paint(style, 'gray', duration(s.startedAt, s.finishedAt))}` : '';
   const msg = s.message ? `: ${s.message}` : '';
   return `${statusMark(style, s.status)} ${s.name}${attempt}${time}${msg}`;
 }
