@@ -310,6 +310,24 @@ describe('engine', function () {
     assert.equal(missing.message, 'artifact "nothing/here.bin" matched no file in .');
   });
 
+  it('keeps a flood of output in the log file and streams a bounded part of it', async () => {
+    await setup(`
+- name: flood
+  run: head -c 24000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo done
+`);
+    const id = await startRun(agent, { trigger: 'manual' });
+    const run = await finished(agent, id, 120_000);
+    assert.equal(run.status, 'succeeded');
+    const file = path.join(repo.dir, '.conveyor', 'logs', String(id), 'flood', '1-0.log');
+    assert.ok(fs.statSync(file).size > 24_000_000, 'the log file has everything');
+    const streamed = eventsOf(agent, id)
+      .filter((e) => e.type === 'log')
+      .reduce((n, e) => n + (e.type === 'log' ? e.text.length : 0), 0);
+    assert.ok(streamed < 9 * 1024 * 1024, `streamed ${streamed} characters`);
+    const last = eventsOf(agent, id).filter((e) => e.type === 'log').pop();
+    assert.ok(last?.type === 'log' && /the rest is in its log file \(conveyor logs \d+ --stage flood\)/.test(last.text));
+  });
+
   it('gives every event a strictly increasing sequence number, persisted before it is told', async () => {
     await setup(`
 - name: s
