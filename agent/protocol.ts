@@ -297,6 +297,67 @@ export interface ArtifactInfo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Releases and environments
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What a release runs, named by content. An image is pulled by digest; a files artifact is the
+ * sha256 of a file in the agent's artifact store (a tarball or a single file).
+ */
+export type ArtifactRef =
+  | { kind: 'image'; repository: string; digest: string }
+  | { kind: 'files'; digest: string; name: string };
+
+/** How a release replaces the one before it. */
+export type DeployStrategy = 'recreate' | 'blue-green';
+
+/** The health check an environment declares. A release is live only when healthy. */
+export type HealthCheck =
+  | { kind: 'http'; path: string; timeoutMs: number; intervalMs: number }
+  | { kind: 'command'; command: string; timeoutMs: number; intervalMs: number };
+
+/** An artifact plus the environment's config, as deployed to one environment: staging@7. */
+export interface Release {
+  environment: string;
+  number: number;
+  artifact: ArtifactRef;
+  /** The process to start: for files artifacts a command run in the unpacked folder; for images the container's command (empty: the image's own). */
+  command: string[];
+  env: Record<string, string>;
+  /** The port the service listens on inside its instance (PORT is set to it for processes). */
+  containerPort: number;
+  replicas: number;
+  runId: number | null;
+  commit: string | null;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** Argo CD's two axes: is the live state what git says (sync), and is it working (health). */
+export type HealthStatus = 'Healthy' | 'Progressing' | 'Degraded' | 'Missing';
+export type SyncStatus = 'Synced' | 'OutOfSync';
+
+/** One running copy of a release, as the runtime reports it. */
+export interface LiveInstance {
+  /** Container id, process id or task id. */
+  id: string;
+  environment: string;
+  release: number;
+  artifactDigest: string;
+  /** Where the instance answers on this machine (host:port), when it does. */
+  address: string | null;
+  state: 'starting' | 'running' | 'exited' | 'unknown';
+  env: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** Everything a runtime sees of one environment. */
+export interface LiveState {
+  environment: string;
+  instances: LiveInstance[];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events: the append-only record; the UI state is a fold over them
 // ---------------------------------------------------------------------------------------------
 
