@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { glob } from 'tinyglobby';
+import { glob, globSync } from 'tinyglobby';
 import { analyzeConfigText, CONFIG_FILE_NAMES } from '../config';
 import type {
   AgentEvent,
@@ -17,6 +17,7 @@ import type {
   StageStatus,
   StageTrigger,
   StartRunRequest,
+  TestImpact,
   TestResult,
   Trigger,
 } from '../protocol';
@@ -48,6 +49,8 @@ export interface EngineOptions {
 
 export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
   trigger: Trigger;
+  /** For save runs: the tests the develop loop chose. */
+  impact?: TestImpact;
   /** The branch a commit trigger saw move. */
   branch?: string;
 }
@@ -55,8 +58,23 @@ export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
 /** Longest text kept per field of a test result (messages, stacks). */
 const MAX_TEST_FIELD = 16 * 1024;
 
+/**
+ * Runs wait in lanes, one run in flight per lane. Commit, manual and API runs share the pipeline
+ * lane (queued or superseding, as configured); save runs have their own, where a new one always
+ * supersedes the older one, so the develop loop never waits behind a release build.
+ */
+type LaneName = 'pipeline' | 'save';
+
+interface Lane {
+  active: Execution | undefined;
+  queue: Execution[];
+}
+
 /** One run in flight or waiting. */
 interface Execution {
+  lane: LaneName;
+  /** The tests a save run chose; every stage gets them as $CONVEYOR_TESTS. */
+  impact: TestImpact | null;
   summary: RunSummary;
   config: ConveyorConfig;
   stages: Map<string, StageInfo>;
@@ -64,6 +82,8 @@ interface Execution {
   /** Set when the run is cancelled: by whom or why. */
   cancelled: { status: RunStatus; reason: string } | null;
   done: Deferred;
+  /** Every file matching watch.tests in the run's tree, found once. */
+  allTests?: string[];
 }
 
 /**
@@ -73,8 +93,7 @@ interface Execution {
  */
 export class Engine {
   private readonly executors: ReadonlyMap<string, StageExecutor> = new Map([['command', new CommandExecutor()]]);
-  private active: Execution | undefined;
-  private readonly queue: Execution[] = [];
+  private readonly lanes: Record<LaneName, Lane> = { pipeline: { active: undefined, queue: [] }, save: { active: undefined, queue: [] } };
   private readonly byId = new Map<number, Execution>();
   private readonly workDir: string;
   private nextId: number;
@@ -121,7 +140,11 @@ export class Engine {
   }
 
   get activeRunIds(): number[] {
-    return [this.active, ...this.queue].filter((x): x is Execution => !!x).map((x) => x.summary.id);
+    return this.all().map((x) => x.summary.id);
+  }
+
+  private all(): Execution[] {
+    return Object.values(this.lanes).flatMap((l) => [l.active, ...l.queue]).filter((x): x is Execution => !!x);
   }
 
   /** Validates the request and queues the run; resolves once it is queued, not when it ends. */
@@ -202,18 +225,29 @@ export class Engine {
         message: null,
       });
     }
-    const x: Execution = { summary, config, stages, controller: new AbortController(), cancelled: null, done: new Deferred() };
+    const laneName: LaneName = req.trigger === 'save' ? 'save' : 'pipeline';
+    const lane = this.lanes[laneName];
+    const x: Execution = {
+      lane: laneName,
+      impact: req.impact ?? null,
+      summary,
+      config,
+      stages,
+      controller: new AbortController(),
+      cancelled: null,
+      done: new Deferred(),
+    };
     this.byId.set(id, x);
     this.emit({ type: 'run.queued', run: summary });
     for (const stage of stages.values()) this.emit({ type: 'stage.changed', stage });
 
-    if (config.pipeline.onNewRun === 'supersede') {
-      for (const older of [this.active, ...this.queue]) {
+    if (laneName === 'save' || config.pipeline.onNewRun === 'supersede') {
+      for (const older of [lane.active, ...lane.queue]) {
         if (older && older !== x) this.cancelExecution(older, 'cancelled', `superseded by #${id}`);
       }
     }
-    this.queue.push(x);
-    this.pump();
+    lane.queue.push(x);
+    this.pump(laneName);
     return ok(summary);
   }
 
@@ -274,7 +308,7 @@ export class Engine {
   /** Cancels everything in flight, marking it interrupted, and waits for the processes to end. */
   async shutdown(): Promise<void> {
     this.stopping = true;
-    const all = [this.active, ...this.queue].filter((x): x is Execution => !!x);
+    const all = this.all();
     for (const x of all) this.cancelExecution(x, 'interrupted', 'the agent was stopped while this run was in progress');
     await Promise.all(all.map((x) => x.done.promise));
   }
@@ -282,9 +316,10 @@ export class Engine {
   private cancelExecution(x: Execution, status: RunStatus, reason: string): void {
     if (x.cancelled || x.done.settled) return;
     x.cancelled = { status, reason };
-    const queued = this.queue.indexOf(x);
+    const queue = this.lanes[x.lane].queue;
+    const queued = queue.indexOf(x);
     if (queued >= 0) {
-      this.queue.splice(queued, 1);
+      queue.splice(queued, 1);
       for (const stage of x.stages.values()) this.setStage(x, stage.name, { status: 'skipped', message: reason });
       this.finish(x, status, reason);
       return;
@@ -292,11 +327,12 @@ export class Engine {
     x.controller.abort('cancel');
   }
 
-  private pump(): void {
-    if (this.active || this.stopping) return;
-    const next = this.queue.shift();
+  private pump(name: LaneName): void {
+    const lane = this.lanes[name];
+    if (lane.active || this.stopping) return;
+    const next = lane.queue.shift();
     if (!next) return;
-    this.active = next;
+    lane.active = next;
     this.execute(next)
       .catch((e: unknown) => {
         reportUnexpected(e);
@@ -306,8 +342,8 @@ export class Engine {
         this.finish(next, 'failed', `internal error: ${(e as Error)?.message ?? String(e)}`);
       })
       .finally(() => {
-        this.active = undefined;
-        this.pump();
+        lane.active = undefined;
+        this.pump(name);
       });
   }
 
@@ -471,6 +507,19 @@ export class Engine {
     this.setStage(x, stage.name, { status: outcome.status, finishedAt: new Date().toISOString(), message: outcome.message });
   }
 
+  /**
+   * The test files a stage gets in $CONVEYOR_TESTS: the ones a save run chose, else every file
+   * matching watch.tests (so the same command works for every trigger), else none. Paths are
+   * joined with spaces, for `npx mocha $CONVEYOR_TESTS`.
+   */
+  private testsFor(x: Execution, root: string): { mode: string; files: string[] } {
+    if (x.impact && x.impact.mode !== 'whole-stage') return { mode: x.impact.mode, files: x.impact.tests };
+    if (x.impact) return { mode: 'whole-stage', files: [] };
+    if (x.config.watch.tests.length === 0) return { mode: 'whole-stage', files: [] };
+    x.allTests ??= globSync(x.config.watch.tests, { cwd: root, onlyFiles: true, ignore: ['**/node_modules/**'] }).sort();
+    return { mode: 'all', files: x.allTests };
+  }
+
   private stepEnv(x: Execution, stage: StageConfig, attempt: number, root: string, secrets: Map<string, string>): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.opts.env ?? process.env)) if (v !== undefined) env[k] = v;
@@ -485,6 +534,9 @@ export class Engine {
       CONVEYOR_WORKSPACE: root,
     });
     if (env.FORCE_COLOR === undefined && env.NO_COLOR === undefined) env.FORCE_COLOR = '1';
+    const tests = this.testsFor(x, root);
+    env.CONVEYOR_TESTS = tests.files.join(' ');
+    env.CONVEYOR_TEST_MODE = tests.mode;
     Object.assign(env, stage.env);
     for (const [k, v] of secrets) env[k] = v;
     return env;

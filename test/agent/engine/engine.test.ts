@@ -328,6 +328,41 @@ describe('engine', function () {
     assert.ok(last?.type === 'log' && /the rest is in its log file \(conveyor logs \d+ --stage flood\)/.test(last.text));
   });
 
+  it('save runs: their own lane, the chosen tests in $CONVEYOR_TESTS, a newer one supersedes an older one', async () => {
+    await setup(
+      `
+- name: test
+  when: [save, manual]
+  run: echo "$CONVEYOR_TEST_MODE:$CONVEYOR_TESTS" >> "$OUT/tests-$CONVEYOR_RUN_ID"; [ "$CONVEYOR_RUN_ID" != 2 ] || sleep 60
+- name: release
+  when: [manual]
+  run: touch "$OUT/release-started"; while [ ! -e "$OUT/release-go" ]; do sleep 0.05; done
+`,
+      'watch: { stages: [test], tests: ["test/**/*.test.js"] }\n',
+    );
+    repo.write({ 'test/a.test.js': '', 'test/b.test.js': '', 'test/sub/c.test.js': '' });
+    repo.commit('tests');
+    // A manual run occupies the pipeline lane; save runs must not wait behind it.
+    const manual = await startRun(agent, { trigger: 'manual', stages: ['release'] });
+    await until(() => fs.existsSync(path.join(out, 'release-started')), 'the release stage');
+    const impact = { mode: 'affected' as const, changed: ['src/x.js'], tests: ['test/b.test.js'], reason: null };
+    const slow = await startRun(agent, { trigger: 'save', workingTree: true, stages: ['test'], impact });
+    assert.equal(slow, 2);
+    await until(() => fs.existsSync(path.join(out, 'tests-2')), 'save run #2 to start');
+    const fast = await startRun(agent, { trigger: 'save', workingTree: true, stages: ['test'], impact: { ...impact, tests: ['test/a.test.js', 'test/b.test.js'] } });
+    const superseded = await finished(agent, slow);
+    assert.equal(superseded.status, 'cancelled');
+    assert.equal(superseded.reason, `superseded by #${fast}`);
+    assert.equal((await finished(agent, fast)).status, 'succeeded');
+    assert.equal(fs.readFileSync(path.join(out, `tests-${fast}`), 'utf8'), 'affected:test/a.test.js test/b.test.js\n');
+    assert.equal(agent.store.getRun(manual)!.status, 'running', 'the manual run is still going');
+    fs.writeFileSync(path.join(out, 'release-go'), '');
+    await finished(agent, manual);
+    // Other triggers get every test file the globs match.
+    const all = await finished(agent, await startRun(agent, { trigger: 'manual', stages: ['test'] }));
+    assert.equal(fs.readFileSync(path.join(out, `tests-${all.id}`), 'utf8'), 'all:test/a.test.js test/b.test.js test/sub/c.test.js\n');
+  });
+
   it('gives every event a strictly increasing sequence number, persisted before it is told', async () => {
     await setup(`
 - name: s
