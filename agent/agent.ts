@@ -149,6 +149,7 @@ export class Agent {
       lastSeq: this.store.lastSeq,
       configValid: this.configState.valid,
       activeRuns: this.engine.activeRunIds,
+      sqlite: this.store.engine.name,
     };
   }
 

@@ -449,6 +449,8 @@ export interface Health {
   lastSeq: number;
   configValid: boolean;
   activeRuns: number[];
+  /** The SQLite engine the history runs on: native (better-sqlite3) or wasm (node-sqlite3-wasm). */
+  sqlite: 'native' | 'wasm';
 }
 
 export interface ApiError {

@@ -177,6 +177,8 @@ async function cmdAgent(args: string[]): Promise<number> {
     throw e;
   }
   log(`conveyor agent ${VERSION} (pid ${process.pid}) serving ${agent.workspace} on http://127.0.0.1:${agent.port}`);
+  const sqlite = agent.store.engine;
+  log(`history: ${path.join(agent.conveyorDir, 'history.db')} on SQLite ${sqlite.sqliteVersion} (${sqlite.name} engine${sqlite.nativeError ? `; the native one did not load: ${sqlite.nativeError}` : ''})`);
   const cfg = agent.config();
   if (!cfg.valid) log(`conveyor.yml has problems; runs will not start until they are fixed:\n${cfg.diagnostics.map(formatDiagnosticLine).join('\n')}`);
   await new Promise<void>((resolve) => {

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type {
@@ -15,6 +14,7 @@ import type {
 } from '../protocol';
 import { Emitter, type Event, type IDisposable } from '../util/lifecycle';
 import { MIGRATIONS } from './migrations';
+import { openDatabase, type EngineInfo, type OpenOptions, type SqliteDatabase } from './sqlite';
 
 /** An event as persisted, with its JSON text made once and shared by every subscriber. */
 export interface StoredEvent {
@@ -27,8 +27,15 @@ const RING_BYTES = 16 * 1024 * 1024;
 /** Appends are written in one transaction per tick, or sooner when this many are waiting. */
 const FLUSH_AT = 2048;
 
+/** Which SQLite engine (see `./sqlite`), and the size of the in-memory ring. */
+export interface StoreOptions extends OpenOptions {
+  /** Bytes of recent event JSON kept in memory (default 16 MiB). */
+  ringBytes?: number;
+}
+
 /**
  * The agent's history: an append-only event log in SQLite (WAL) and the tables derived from it.
+ * It runs on either SQLite engine (see `./sqlite`); `engine` says which one.
  *
  * Every state change is appended here before anyone hears of it: `append` gives the event its
  * sequence number, the batch is written in one transaction (with the derived rows) at the end
@@ -36,7 +43,8 @@ const FLUSH_AT = 2048;
  * query always sees every event appended before it.
  */
 export class Store implements IDisposable {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
+  private readonly ringLimit: number;
   private seq: number;
   private pending: SequencedEvent[] = [];
   private flushScheduled = false;
@@ -50,20 +58,35 @@ export class Store implements IDisposable {
   private readonly stmts: ReturnType<Store['prepare']>;
   private closed = false;
 
-  static open(file: string): Store {
+  static open(file: string, options: StoreOptions = {}): Store {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    return new Store(new Database(file));
+    return Store.on(openDatabase(file, options), options);
   }
 
-  static memory(): Store {
-    return new Store(new Database(':memory:'));
+  static memory(options: StoreOptions = {}): Store {
+    return Store.on(openDatabase(':memory:', options), options);
   }
 
-  private constructor(db: Database.Database) {
+  private static on(db: SqliteDatabase, options: StoreOptions): Store {
+    try {
+      return new Store(db, options);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  private constructor(db: SqliteDatabase, options: StoreOptions) {
     this.db = db;
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
+    this.ringLimit = options.ringBytes ?? RING_BYTES;
+    // One file for both engines: WAL, with the lock held for the connection's life. The WASM
+    // engine has no shared memory and opens a WAL file only in exclusive mode; the native engine
+    // uses the same mode so that the file is always left the same way. The agent is the only
+    // process that opens the file (its lock file sees to it), so no reader elsewhere is shut out.
+    db.pragma('locking_mode', 'EXCLUSIVE');
+    db.pragma('journal_mode', 'WAL');
+    db.pragma('synchronous', 'NORMAL');
+    db.pragma('busy_timeout', 5000);
     migrate(db);
     this.stmts = this.prepare();
     this.seq = (db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
@@ -131,12 +154,12 @@ export class Store implements IDisposable {
         this.stmts.insertEvent.run(e.seq, e.time, e.type, runIdOf(e), stored[i].json);
         this.project(e);
       }
-    })();
+    });
     for (const s of stored) {
       this.ring.push(s);
       this.ringBytes += s.json.length;
     }
-    while (this.ringBytes > RING_BYTES && this.ring.length - this.ringHead > 1) {
+    while (this.ringBytes > this.ringLimit && this.ring.length - this.ringHead > 1) {
       this.ringBytes -= this.ring[this.ringHead++].json.length;
     }
     if (this.ringHead > 4096 && this.ringHead * 2 > this.ring.length) {
@@ -256,8 +279,13 @@ export class Store implements IDisposable {
   }
 
   /** Raw SQL access for the metrics and dashboards that read the derived tables. */
-  get database(): Database.Database {
+  get database(): SqliteDatabase {
     return this.db;
+  }
+
+  /** The SQLite engine in use (native or WASM) and why: for the agent's log and health. */
+  get engine(): EngineInfo {
+    return this.db.engine;
   }
 
   dispose(): void {
@@ -269,8 +297,8 @@ export class Store implements IDisposable {
   }
 }
 
-function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+function migrate(db: SqliteDatabase): void {
+  const current = Number(db.pragma('user_version'));
   if (current > MIGRATIONS.length) {
     throw new Error(
       `the history database is from a newer Conveyor (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade Conveyor or move .conveyor/history.db away`,
@@ -279,8 +307,8 @@ function migrate(db: Database.Database): void {
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+      db.pragma('user_version', v + 1);
+    });
   }
 }
 
