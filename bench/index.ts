@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchEvents } from './events';
 import { benchOrchestration } from './orchestration';
+import { benchStore } from './store';
 import type { BenchResult } from './util';
 
 /**
@@ -12,6 +13,7 @@ import type { BenchResult } from './util';
 const ALL: Record<string, () => Promise<BenchResult>> = {
   orchestration: benchOrchestration,
   events: benchEvents,
+  store: benchStore,
 };
 
 async function main(): Promise<void> {
