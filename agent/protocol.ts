@@ -205,6 +205,8 @@ export interface RunSummary {
   finishedAt: string | null;
   /** Why the run ended as it did, when that is not obvious (superseded, interrupted, ...). */
   reason: string | null;
+  /** For save runs: which tests the develop loop chose, and why. */
+  impact: TestImpact | null;
 }
 
 export interface StageInfo {

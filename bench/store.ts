@@ -194,6 +194,7 @@ async function writeHistory(store: Store): Promise<void> {
       startedAt: status === 'queued' ? null : iso(queued + 500),
       finishedAt: finishedAt === null ? null : iso(finishedAt),
       reason: null,
+      impact: null,
     });
     const events: AgentEvent[] = [
       { type: 'run.queued', run: summary('queued', null) },

@@ -209,6 +209,7 @@ export class Engine {
       startedAt: null,
       finishedAt: null,
       reason: null,
+      impact: req.impact ?? null,
     };
     const stages = new Map<string, StageInfo>();
     for (const s of config.pipeline.stages) {
@@ -268,6 +269,7 @@ export class Engine {
         startedAt: null,
         finishedAt: null,
         reason: null,
+        impact: null,
       };
       this.emit({ type: 'run.queued', run });
       this.emit({ type: 'run.finished', run: { ...run, status: 'failed', finishedAt: now, reason: error.error } });

@@ -91,4 +91,8 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: the tests a develop-loop run chose, and why (JSON TestImpact).
+  `
+  ALTER TABLE runs ADD COLUMN impact TEXT;
+  `,
 ];

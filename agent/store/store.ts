@@ -10,6 +10,7 @@ import type {
   StageInfo,
   StageTestResults,
   StepInfo,
+  TestImpact,
   TestResult,
 } from '../protocol';
 import { Emitter, type Event, type IDisposable } from '../util/lifecycle';
@@ -96,8 +97,8 @@ export class Store implements IDisposable {
     const db = this.db;
     return {
       insertEvent: db.prepare('INSERT INTO events (seq, time, type, run_id, body) VALUES (?, ?, ?, ?, ?)'),
-      upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, branch, title, requested, queued_at, started_at, finished_at, reason)
-        VALUES (@id, @pipeline, @trigger, @status, @commit, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason)
+      upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, branch, title, requested, queued_at, started_at, finished_at, reason, impact)
+        VALUES (@id, @pipeline, @trigger, @status, @commit, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason, @impact)
         ON CONFLICT(id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at, finished_at=excluded.finished_at, reason=excluded.reason`),
       upsertStage: db.prepare(`INSERT INTO stages (run_id, name, position, kind, status, needs, attempt, started_at, finished_at, message)
         VALUES (@runId, @name, (SELECT COUNT(*) FROM stages WHERE run_id = @runId), @kind, @status, @needs, @attempt, @startedAt, @finishedAt, @message)
@@ -176,7 +177,7 @@ export class Store implements IDisposable {
       case 'run.started':
       case 'run.finished': {
         const r = e.run;
-        this.stmts.upsertRun.run({ ...r, requested: JSON.stringify(r.requestedStages) });
+        this.stmts.upsertRun.run({ ...r, requested: JSON.stringify(r.requestedStages), impact: r.impact ? JSON.stringify(r.impact) : null });
         break;
       }
       case 'stage.changed':
@@ -347,6 +348,7 @@ interface RunRow {
   started_at: string | null;
   finished_at: string | null;
   reason: string | null;
+  impact: string | null;
 }
 interface StageRow {
   run_id: number;
@@ -406,6 +408,7 @@ const toRun = (r: RunRow): RunSummary => ({
   startedAt: r.started_at,
   finishedAt: r.finished_at,
   reason: r.reason,
+  impact: r.impact ? (JSON.parse(r.impact) as TestImpact) : null,
 });
 const toStage = (r: StageRow): StageInfo => ({
   runId: r.run_id,

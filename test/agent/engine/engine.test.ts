@@ -355,6 +355,7 @@ describe('engine', function () {
     assert.equal(superseded.reason, `superseded by #${fast}`);
     assert.equal((await finished(agent, fast)).status, 'succeeded');
     assert.equal(fs.readFileSync(path.join(out, `tests-${fast}`), 'utf8'), 'affected:test/a.test.js test/b.test.js\n');
+    assert.deepEqual(agent.store.getRun(fast)!.impact, { ...impact, tests: ['test/a.test.js', 'test/b.test.js'] }, 'the record says which tests ran and why');
     assert.equal(agent.store.getRun(manual)!.status, 'running', 'the manual run is still going');
     fs.writeFileSync(path.join(out, 'release-go'), '');
     await finished(agent, manual);

@@ -40,8 +40,9 @@ export function run(id: number, status: RunStatus, over: Partial<RunSummary> = {
     startedAt: started,
     finishedAt: finished,
     reason: null,
+    impact: null,
     ...over,
-  };
+  } as RunSummary;
 }
 
 export function stage(runId: number, name: string, status: StageInfo['status'], over: Partial<StageInfo> = {}): StageInfo {
