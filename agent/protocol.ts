@@ -27,11 +27,13 @@ export type StageTrigger = 'save' | 'commit' | 'manual';
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
 /**
- * A stage's or step's status. `skipped`: a dependency did not succeed (or the run was cancelled
- * before it started). `interrupted`: the agent stopped while it ran.
+ * A stage's or step's status. `waiting`: a deploy stage at an approval gate. `skipped`: a
+ * dependency did not succeed (or the run was cancelled before it started). `interrupted`: the
+ * agent stopped while it ran.
  */
 export type StageStatus =
   | 'pending'
+  | 'waiting'
   | 'running'
   | 'succeeded'
   | 'failed'
@@ -53,8 +55,8 @@ export const FINISHED_STAGE_STATUSES: readonly StageStatus[] = [
   'interrupted',
 ];
 
-/** The stage kinds. `command` runs shell commands; the others arrive with later capabilities. */
-export type StageKind = 'command';
+/** The stage kinds. `command` runs shell commands; `deploy` deploys the run's artifact to an environment. */
+export type StageKind = 'command' | 'deploy';
 
 /** Test report formats the agent can read. */
 export type ReportFormat = 'junit' | 'tap' | 'mocha-json';
@@ -120,6 +122,10 @@ export interface ReportConfig {
 export interface StageConfig {
   name: string;
   kind: StageKind;
+  /** For deploy stages: the environment to deploy to. */
+  environment?: string;
+  /** For deploy stages: the stage whose artifact is deployed (default: the one artifact of the stages it needs). */
+  artifact?: string;
   /** Shell commands; each one is a step. */
   run: string[];
   needs: string[];
@@ -143,7 +149,17 @@ export interface EnvironmentConfig {
   name: string;
   runtime: RuntimeName;
   promotion: PromotionMode;
-  /** Keys the later capabilities define (health, strategy, ports, ...), kept as written. */
+  /** The port users reach it on (127.0.0.1); when absent the agent allocates one and keeps it. */
+  port: number | null;
+  strategy: DeployStrategy;
+  health: HealthCheck;
+  /** The command that starts the service in an unpacked files artifact. */
+  start: string[];
+  /** The port the service listens on inside its instance ($PORT). */
+  containerPort: number;
+  env: Record<string, string>;
+  replicas: number;
+  /** Every key as written, for runtime-specific settings (resources, ...). */
   settings: Record<string, unknown>;
 }
 
@@ -315,6 +331,7 @@ export type DeployStrategy = 'recreate' | 'blue-green';
 
 /** The health check an environment declares. A release is live only when healthy. */
 export type HealthCheck =
+  | { kind: 'tcp'; timeoutMs: number; intervalMs: number }
   | { kind: 'http'; path: string; timeoutMs: number; intervalMs: number }
   | { kind: 'command'; command: string; timeoutMs: number; intervalMs: number };
 
@@ -359,6 +376,63 @@ export interface LiveState {
   instances: LiveInstance[];
 }
 
+export type DeploymentStatus = 'queued' | 'waiting' | 'running' | 'succeeded' | 'rolled_back' | 'failed' | 'rejected' | 'cancelled';
+
+/** Moving an environment from one release to another: deploy #12, staging 6 → 7. */
+export interface DeploymentInfo {
+  id: number;
+  environment: string;
+  fromRelease: number | null;
+  toRelease: number;
+  strategy: DeployStrategy;
+  /** pipeline: a deploy stage; rollback: back to an earlier release; manual: asked for directly. */
+  trigger: 'pipeline' | 'rollback' | 'manual';
+  status: DeploymentStatus;
+  /** What went wrong, or who decided what. */
+  reason: string | null;
+  runId: number | null;
+  stage: string | null;
+  requestedBy: string;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** A manual promotion waiting for a person: approve or reject, with who, when and why kept. */
+export interface ApprovalInfo {
+  id: number;
+  deploymentId: number;
+  environment: string;
+  release: number;
+  runId: number | null;
+  stage: string | null;
+  status: 'pending' | 'approved' | 'rejected';
+  requestedAt: string;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  reason: string | null;
+}
+
+/** What is known of one environment now: for the Environments tree and `conveyor envs`. */
+export interface EnvironmentStatus {
+  name: string;
+  runtime: RuntimeName;
+  promotion: PromotionMode;
+  /** http://127.0.0.1:<port>, once a port is known. */
+  url: string | null;
+  live: Release | null;
+  liveSince: string | null;
+  liveBy: string | null;
+  health: HealthStatus;
+  /** Newest first, bounded. */
+  releases: Release[];
+  pendingApproval: ApprovalInfo | null;
+  /** Deployments waiting for the environment's lock, oldest first. */
+  queue: DeploymentInfo[];
+  /** The deployment in progress, if any. */
+  current: DeploymentInfo | null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events: the append-only record; the UI state is a fold over them
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +457,12 @@ export type AgentEvent =
       results: TestResult[];
     }
   | { type: 'report.unreadable'; runId: number; stage: string; attempt: number; path: string; reason: string }
-  | { type: 'artifact.recorded'; artifact: ArtifactInfo };
+  | { type: 'artifact.recorded'; artifact: ArtifactInfo }
+  | { type: 'release.created'; release: Release }
+  | { type: 'deployment.changed'; deployment: DeploymentInfo }
+  | { type: 'deployment.progress'; deploymentId: number; environment: string; message: string }
+  | { type: 'approval.changed'; approval: ApprovalInfo }
+  | { type: 'environment.health'; environment: string; health: HealthStatus; release: number | null };
 
 export type AgentEventType = AgentEvent['type'];
 

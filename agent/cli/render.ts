@@ -15,6 +15,7 @@ export function paint(style: Style, color: Color, text: string): string {
 const STATUS: Record<StageStatus | RunStatus, { mark: string; color: Color; word: string }> = {
   queued: { mark: '…', color: 'gray', word: 'queued' },
   pending: { mark: '…', color: 'gray', word: 'pending' },
+  waiting: { mark: '⏸', color: 'yellow', word: 'waiting for approval' },
   running: { mark: '●', color: 'yellow', word: 'running' },
   succeeded: { mark: '✓', color: 'green', word: 'succeeded' },
   failed: { mark: '✗', color: 'red', word: 'failed' },

@@ -1164,6 +1164,8 @@ class Analysis {
     });
     this.cycles(list, edges);
 
+    this.kindChecks(list, names, edges);
+
     // watch.stages must name stages.
     const watchStages = this.get(['watch', 'stages']);
     if (Array.isArray(watchStages) && Array.isArray(stages)) {
@@ -1355,6 +1357,60 @@ class Analysis {
     return folder && folder !== '.' && folder !== '..' && folder !== path.sep ? folder : 'pipeline';
   }
 
+  /**
+   * What each stage kind needs beyond the schema: `run` for commands; for deploys an environment
+   * that exists, and an artifact stage among the ones it needs.
+   */
+  private kindChecks(list: unknown[], names: Map<string, number>, edges: { to: number }[][]): void {
+    const envs = this.get(['environments']);
+    const envNames = isPlainObject(envs) ? Object.keys(envs) : [];
+    list.forEach((st, i) => {
+      if (!isPlainObject(st)) return;
+      const base = ['pipeline', 'stages', String(i)];
+      const kind = own(st, 'kind') ?? 'command';
+      if (kind === 'command' && own(st, 'run') === undefined) this.missingKey(base, 'run');
+      if (kind !== 'deploy') return;
+      const env = own(st, 'environment');
+      if (env === undefined) {
+        this.missingKey(base, 'environment');
+      } else if (typeof env === 'string' && !envNames.includes(env)) {
+        this.add(
+          'invalid-value',
+          this.valueOffsets(this.locate([...base, 'environment'])),
+          `${this.stageNoun(i)} deploys to ${q(env)}, but no environment has that name`,
+          envNames.length ? this.nameFix(env, envNames, [...base, 'environment']) : `declare it under "environments:", e.g. "environments: { ${env}: { runtime: process } }"`,
+        );
+      }
+      const artifact = own(st, 'artifact');
+      if (typeof artifact === 'string') {
+        const target = names.get(artifact);
+        const at = this.valueOffsets(this.locate([...base, 'artifact']));
+        if (target === undefined) {
+          this.add('unknown-need', at, `${this.stageNoun(i)} deploys the artifact of ${q(artifact)}, but no stage has that name`, this.nameFix(artifact, [...names.keys()], [...base, 'artifact']));
+        } else if (!this.reaches(i, target, edges)) {
+          this.add('invalid-value', at, `${this.stageNoun(i)} deploys the artifact of ${q(artifact)} but does not need it`, `add "${artifact}" to its needs`);
+        }
+      }
+    });
+  }
+
+  /** Whether stage `from` needs stage `to`, directly or not. */
+  private reaches(from: number, to: number, edges: { to: number }[][]): boolean {
+    const seen = new Set<number>();
+    const stack = [from];
+    while (stack.length) {
+      const n = stack.pop()!;
+      for (const e of edges[n] ?? []) {
+        if (e.to === to) return true;
+        if (!seen.has(e.to)) {
+          seen.add(e.to);
+          stack.push(e.to);
+        }
+      }
+    }
+    return false;
+  }
+
   private buildStage(st: Record<string, unknown>, i: number): StageConfig {
     const list = (v: unknown): string[] => (v === undefined ? [] : typeof v === 'string' ? [v] : [...(v as string[])]);
     const envIn = (own(st, 'env') as Record<string, unknown> | undefined) ?? {};
@@ -1374,7 +1430,7 @@ class Analysis {
     const report = own(st, 'report') as ReportConfig | undefined;
     const stage: StageConfig = {
       name: own(st, 'name') as string,
-      kind: (own(st, 'kind') as 'command' | undefined) ?? 'command',
+      kind: (own(st, 'kind') as StageConfig['kind'] | undefined) ?? 'command',
       run: list(own(st, 'run')),
       needs: unique(list(own(st, 'needs'))),
       env,
@@ -1385,6 +1441,8 @@ class Analysis {
       artifacts: list(own(st, 'artifacts')),
     };
     if (report) stage.report = { format: report.format, path: report.path };
+    if (typeof own(st, 'environment') === 'string') stage.environment = own(st, 'environment') as string;
+    if (typeof own(st, 'artifact') === 'string') stage.artifact = own(st, 'artifact') as string;
     return stage;
   }
 
@@ -1403,13 +1461,28 @@ class Analysis {
     for (const k of Object.keys(envs)) if (!order.includes(k)) order.push(k);
     return order.map((name) => {
       const e = (own(envs, name) as Record<string, unknown> | null) ?? {};
-      const settings: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(e)) if (k !== 'runtime' && k !== 'promotion') settings[k] = v;
+      const health = (own(e, 'health') as Record<string, unknown> | undefined) ?? {};
+      const timeoutMs = durationToMs((own(health, 'timeout') as number | string | undefined) ?? '30s') ?? 30_000;
+      const intervalMs = durationToMs((own(health, 'interval') as number | string | undefined) ?? '500ms') ?? 500;
+      const start = own(e, 'start') as string | string[] | undefined;
+      const envIn = (own(e, 'env') as Record<string, unknown> | undefined) ?? {};
       return {
         name,
         runtime: (own(e, 'runtime') as EnvironmentConfig['runtime'] | undefined) ?? 'process',
         promotion: (own(e, 'promotion') as EnvironmentConfig['promotion'] | undefined) ?? 'manual',
-        settings,
+        port: (own(e, 'port') as number | undefined) ?? null,
+        strategy: (own(e, 'strategy') as EnvironmentConfig['strategy'] | undefined) ?? 'recreate',
+        health:
+          typeof own(health, 'http') === 'string'
+            ? { kind: 'http', path: own(health, 'http') as string, timeoutMs, intervalMs }
+            : typeof own(health, 'command') === 'string'
+              ? { kind: 'command', command: own(health, 'command') as string, timeoutMs, intervalMs }
+              : { kind: 'tcp', timeoutMs, intervalMs },
+        start: start === undefined ? [] : typeof start === 'string' ? ['/bin/sh', '-c', start] : [...start],
+        containerPort: (own(e, 'containerPort') as number | undefined) ?? 8080,
+        env: Object.fromEntries(Object.entries(envIn).map(([k, v]) => [k, String(v)])),
+        replicas: (own(e, 'replicas') as number | undefined) ?? 1,
+        settings: Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'runtime' && k !== 'promotion')),
       };
     });
   }

@@ -24,7 +24,8 @@ import type {
 import { FINISHED_STAGE_STATUSES } from '../protocol';
 import { readReport } from '../reports';
 import { CommandExecutor } from '../steps/command';
-import type { AttemptOutcome, StageExecutor } from '../steps/executor';
+import { DeployExecutor } from '../steps/deploy';
+import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executor';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
 import { selectStages, shuffled } from './dag';
@@ -45,6 +46,8 @@ export interface EngineOptions {
   shuffle?: boolean;
   /** The environment steps inherit. Default: the agent's. */
   env?: NodeJS.ProcessEnv;
+  /** The deploy phase, for deploy stages. */
+  deployer?: DeployPort;
 }
 
 export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
@@ -92,7 +95,10 @@ interface Execution {
  * change goes out as an event through the store.
  */
 export class Engine {
-  private readonly executors: ReadonlyMap<string, StageExecutor> = new Map([['command', new CommandExecutor()]]);
+  private readonly executors: ReadonlyMap<string, StageExecutor> = new Map<string, StageExecutor>([
+    ['command', new CommandExecutor()],
+    ['deploy', new DeployExecutor()],
+  ]);
   private readonly lanes: Record<LaneName, Lane> = { pipeline: { active: undefined, queue: [] }, save: { active: undefined, queue: [] } };
   private readonly byId = new Map<number, Execution>();
   private readonly workDir: string;
@@ -492,6 +498,10 @@ export class Engine {
           logDir: logRoot,
           signal: attemptCtl.signal,
           emit: (e) => this.emit(e),
+          commit: x.summary.commit,
+          artifacts: () => this.opts.store.getRun(x.summary.id)?.artifacts ?? [],
+          deployer: this.opts.deployer,
+          setWaiting: (message) => this.setStage(x, stage.name, { status: message ? 'waiting' : 'running', message }),
         });
       } finally {
         clearTimeout(timer);

@@ -1,16 +1,30 @@
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { HealthCheck } from '../protocol';
 
 export type ProbeResult = { ok: true } | { ok: false; reason: string };
 
 /**
- * One health probe of an instance at `address` (host:port). HTTP: a GET of the path that answers
- * 2xx or 3xx within the check's interval. Command: `/bin/sh -c` that exits 0; it gets the address as
- * $CONVEYOR_ADDRESS.
+ * One health probe of an instance at `address` (host:port). TCP (the default): the port accepts a
+ * connection. HTTP: a GET of the path answers 2xx or 3xx. Command: `/bin/sh -c` exits 0; it gets
+ * the address as $CONVEYOR_ADDRESS. Each probe is bounded by twice the interval (0.25 s to 5 s).
  */
 export function probeOnce(address: string, check: HealthCheck, signal?: AbortSignal): Promise<ProbeResult> {
   const perProbeMs = Math.max(250, Math.min(check.intervalMs * 2, 5000));
+  if (check.kind === 'tcp') {
+    return new Promise((resolve) => {
+      const [host, port] = splitAddress(address);
+      const socket = net.connect({ host, port });
+      const done = (r: ProbeResult) => {
+        socket.destroy();
+        resolve(r);
+      };
+      socket.setTimeout(perProbeMs, () => done({ ok: false, reason: `no connection to ${address} within ${perProbeMs} ms` }));
+      socket.once('connect', () => done({ ok: true }));
+      socket.once('error', (e) => done({ ok: false, reason: `connect ${address}: ${(e as NodeJS.ErrnoException).code ?? e.message}` }));
+    });
+  }
   if (check.kind === 'http') {
     return new Promise((resolve) => {
       const [host, port] = splitAddress(address);

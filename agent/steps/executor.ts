@@ -1,4 +1,6 @@
-import type { AgentEvent, StageConfig, StageKind } from '../protocol';
+import type { DeployRequest } from '../deploy/deployer';
+import type { AgentEvent, ApiError, ArtifactInfo, DeploymentInfo, StageConfig, StageKind } from '../protocol';
+import type { Result } from '../util/lifecycle';
 import type { Masker } from '../engine/secrets';
 
 /**
@@ -23,6 +25,19 @@ export interface AttemptContext {
   /** Aborted on cancel (reason 'cancel') or time-out (reason 'timeout'). */
   signal: AbortSignal;
   emit(event: AgentEvent): void;
+  /** The commit the run is pinned to (null: working tree). */
+  commit: string | null;
+  /** Artifacts recorded by this run so far. */
+  artifacts(): ArtifactInfo[];
+  /** The deploy phase, for deploy stages. */
+  deployer: DeployPort | undefined;
+  /** Shows the stage as waiting (an approval gate) with a message, or running again (null). */
+  setWaiting(message: string | null): void;
+}
+
+/** What a deploy stage needs of the deploy phase. */
+export interface DeployPort {
+  deploy(req: DeployRequest): Promise<Result<DeploymentInfo, ApiError>>;
 }
 
 export type AbortReason = 'cancel' | 'timeout';

@@ -95,4 +95,37 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN impact TEXT;
   `,
+  // 3: releases, deployments and approvals.
+  `
+  CREATE TABLE releases (
+    environment TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    digest      TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    run_id      INTEGER,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (environment, number)
+  );
+  CREATE TABLE deployments (
+    id           INTEGER PRIMARY KEY,
+    environment  TEXT NOT NULL,
+    from_release INTEGER,
+    to_release   INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    run_id       INTEGER,
+    queued_at    TEXT NOT NULL,
+    finished_at  TEXT,
+    body         TEXT NOT NULL
+  );
+  CREATE INDEX deployments_env ON deployments(environment, id);
+  CREATE TABLE approvals (
+    id            INTEGER PRIMARY KEY,
+    deployment_id INTEGER NOT NULL,
+    environment   TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    body          TEXT NOT NULL
+  );
+  CREATE INDEX approvals_status ON approvals(status);
+  `,
 ];

@@ -10,6 +10,9 @@ import type {
   StageInfo,
   StageTestResults,
   StepInfo,
+  ApprovalInfo,
+  DeploymentInfo,
+  Release,
   TestImpact,
   TestResult,
 } from '../protocol';
@@ -117,6 +120,20 @@ export class Store implements IDisposable {
       testsOf: db.prepare('SELECT * FROM test_results WHERE run_id = ? ORDER BY stage, attempt, ord'),
       artifactsOf: db.prepare('SELECT * FROM artifacts WHERE run_id = ? ORDER BY stage, path'),
       unfinished: db.prepare("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id"),
+      upsertRelease: db.prepare(`INSERT OR REPLACE INTO releases (environment, number, digest, body, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      upsertDeployment: db.prepare(`INSERT OR REPLACE INTO deployments (id, environment, from_release, to_release, status, trigger, run_id, queued_at, finished_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      upsertApproval: db.prepare(`INSERT OR REPLACE INTO approvals (id, deployment_id, environment, status, body) VALUES (?, ?, ?, ?, ?)`),
+      releasesOf: db.prepare('SELECT body FROM releases WHERE environment = ? ORDER BY number DESC LIMIT ?'),
+      getRelease: db.prepare('SELECT body FROM releases WHERE environment = ? AND number = ?'),
+      maxRelease: db.prepare('SELECT MAX(number) AS m FROM releases WHERE environment = ?'),
+      deploymentsOf: db.prepare('SELECT body FROM deployments WHERE environment = ? ORDER BY id DESC LIMIT ?'),
+      getDeployment: db.prepare('SELECT body FROM deployments WHERE id = ?'),
+      maxDeployment: db.prepare('SELECT MAX(id) AS m FROM deployments'),
+      unfinishedDeployments: db.prepare("SELECT body FROM deployments WHERE status IN ('queued', 'waiting', 'running') ORDER BY id"),
+      lastSucceeded: db.prepare("SELECT body FROM deployments WHERE environment = ? AND status IN ('succeeded') ORDER BY id DESC LIMIT 1"),
+      getApproval: db.prepare('SELECT body FROM approvals WHERE id = ?'),
+      maxApproval: db.prepare('SELECT MAX(id) AS m FROM approvals'),
+      pendingApprovals: db.prepare("SELECT body FROM approvals WHERE status = 'pending' ORDER BY id"),
       firstSeq: db.prepare('SELECT MIN(seq) AS s FROM events WHERE run_id = ?'),
       maxRunId: db.prepare('SELECT MAX(id) AS m FROM runs'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
@@ -199,12 +216,89 @@ export class Store implements IDisposable {
         this.stmts.insertArtifact.run(a.runId, a.stage, a.path, a.digest, a.size);
         break;
       }
+      case 'release.created': {
+        const r = e.release;
+        this.stmts.upsertRelease.run(r.environment, r.number, r.artifact.digest, JSON.stringify(r), r.runId, r.createdAt);
+        break;
+      }
+      case 'deployment.changed': {
+        const d = e.deployment;
+        this.stmts.upsertDeployment.run(d.id, d.environment, d.fromRelease, d.toRelease, d.status, d.trigger, d.runId, d.queuedAt, d.finishedAt, JSON.stringify(d));
+        break;
+      }
+      case 'approval.changed': {
+        const a = e.approval;
+        this.stmts.upsertApproval.run(a.id, a.deploymentId, a.environment, a.status, JSON.stringify(a));
+        break;
+      }
       case 'agent.started':
       case 'config.changed':
       case 'log':
       case 'report.unreadable':
+      case 'deployment.progress':
+      case 'environment.health':
         break;
     }
+  }
+
+  releases(environment: string, limit: number): Release[] {
+    this.flush();
+    return (this.stmts.releasesOf.all(environment, limit) as { body: string }[]).map((r) => JSON.parse(r.body) as Release);
+  }
+
+  getRelease(environment: string, number: number): Release | undefined {
+    this.flush();
+    const row = this.stmts.getRelease.get(environment, number) as { body: string } | undefined;
+    return row ? (JSON.parse(row.body) as Release) : undefined;
+  }
+
+  nextReleaseNumber(environment: string): number {
+    this.flush();
+    return ((this.stmts.maxRelease.get(environment) as { m: number | null }).m ?? 0) + 1;
+  }
+
+  deployments(environment: string, limit: number): DeploymentInfo[] {
+    this.flush();
+    return (this.stmts.deploymentsOf.all(environment, limit) as { body: string }[]).map((r) => JSON.parse(r.body) as DeploymentInfo);
+  }
+
+  getDeployment(id: number): DeploymentInfo | undefined {
+    this.flush();
+    const row = this.stmts.getDeployment.get(id) as { body: string } | undefined;
+    return row ? (JSON.parse(row.body) as DeploymentInfo) : undefined;
+  }
+
+  /** The deployment that made the environment's live release, if any succeeded. */
+  lastSucceededDeployment(environment: string): DeploymentInfo | undefined {
+    this.flush();
+    const row = this.stmts.lastSucceeded.get(environment) as { body: string } | undefined;
+    return row ? (JSON.parse(row.body) as DeploymentInfo) : undefined;
+  }
+
+  unfinishedDeployments(): DeploymentInfo[] {
+    this.flush();
+    return (this.stmts.unfinishedDeployments.all() as { body: string }[]).map((r) => JSON.parse(r.body) as DeploymentInfo);
+  }
+
+  nextDeploymentId(): number {
+    this.flush();
+    return ((this.stmts.maxDeployment.get() as { m: number | null }).m ?? 0) + 1;
+  }
+
+  getApproval(id: number): ApprovalInfo | undefined {
+    this.flush();
+    const row = this.stmts.getApproval.get(id) as { body: string } | undefined;
+    return row ? (JSON.parse(row.body) as ApprovalInfo) : undefined;
+  }
+
+  pendingApprovals(): ApprovalInfo[] {
+    this.flush();
+    return (this.stmts.pendingApprovals.all() as { body: string }[]).map((r) => JSON.parse(r.body) as ApprovalInfo);
+  }
+
+  nextApprovalId(): number {
+    this.flush();
+    return ((this.stmts.maxApproval.get() as { m: number | null }).m ?? 0) + 1;
   }
 
   /**
@@ -329,8 +423,16 @@ function runIdOf(e: AgentEvent): number | null {
       return e.runId;
     case 'artifact.recorded':
       return e.artifact.runId;
+    case 'release.created':
+      return e.release.runId;
+    case 'deployment.changed':
+      return e.deployment.runId;
+    case 'approval.changed':
+      return e.approval.runId;
     case 'agent.started':
     case 'config.changed':
+    case 'deployment.progress':
+    case 'environment.health':
       return null;
   }
 }

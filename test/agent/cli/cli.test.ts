@@ -75,7 +75,7 @@ describe('conveyor CLI', function () {
   });
 
   it('follows a run from another terminal and cancels it', async () => {
-    repo.write({ 'conveyor.yml': pipelineYaml(`- name: wait\n  run: echo waiting; while [ ! -e "$OUT/never" ]; do sleep 0.1; done`) });
+    repo.write({ 'conveyor.yml': pipelineYaml(`- name: wait\n  when: manual\n  run: echo waiting; while [ ! -e "$OUT/never" ]; do sleep 0.1; done`) });
     repo.commit('a long stage');
     const started = await cli(['run', '--detach', '--json'], { cwd: repo.dir });
     assert.equal(started.code, 0, started.stderr);

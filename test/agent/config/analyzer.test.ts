@@ -107,7 +107,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
 
   it('unknown-key: without a close match, listing the allowed keys', () => {
     assert.deepEqual(lines(yaml('pipeline:', '  stages:', '    - name: test', '      run: npm test', '      flavour: vanilla')), [
-      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts)',
+      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact)',
     ]);
   });
 
@@ -145,7 +145,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
     assert.equal(d.code, 'invalid-value');
     assert.equal(
       formatDiagnosticLine(d),
-      'conveyor.yml:4:13: error: "kind" must be "command", not "comand" (fix: did you mean "command"?)',
+      'conveyor.yml:4:13: error: "kind" must be "command" or "deploy", not "comand" (fix: did you mean "command"?)',
     );
   });
 
@@ -332,10 +332,10 @@ describe('config analyzer: defaults and normalization', () => {
     assert.deepEqual(c.pipeline.branches, ['main', 'release']);
     assert.deepEqual(c.pipeline.stages.map((s) => s.name), ['c', 'a']);
     assert.deepEqual(c.pipeline.stages[0].run, ['one', 'two', 'three']);
-    assert.deepEqual(c.environments, [
-      { name: 'zeta', runtime: 'process', promotion: 'manual', settings: {} },
-      { name: '1', runtime: 'docker', promotion: 'manual', settings: {} },
-      { name: 'alpha', runtime: 'process', promotion: 'auto', settings: {} },
+    assert.deepEqual(c.environments.map((e) => [e.name, e.runtime, e.promotion]), [
+      ['zeta', 'process', 'manual'],
+      ['1', 'docker', 'manual'],
+      ['alpha', 'process', 'auto'],
     ]);
     assert.deepEqual(c.secrets, ['B_TOKEN', 'A_TOKEN']);
   });
@@ -411,11 +411,72 @@ describe('config analyzer: defaults and normalization', () => {
     );
   });
 
-  it('keeps environment settings apart from runtime and promotion', () => {
+  it('fills environment defaults and keeps settings apart from runtime and promotion', () => {
     const c = config(yaml('pipeline: {stages: [{name: a, run: x}]}', 'environments:', '  staging:', '  prod: { runtime: kubernetes, promotion: auto }'));
+    const defaults = {
+      port: null,
+      strategy: 'recreate',
+      health: { kind: 'tcp', timeoutMs: 30_000, intervalMs: 500 },
+      start: [],
+      containerPort: 8080,
+      env: {},
+      replicas: 1,
+      settings: {},
+    };
     assert.deepEqual(c.environments, [
-      { name: 'staging', runtime: 'process', promotion: 'manual', settings: {} },
-      { name: 'prod', runtime: 'kubernetes', promotion: 'auto', settings: {} },
+      { name: 'staging', runtime: 'process', promotion: 'manual', ...defaults },
+      { name: 'prod', runtime: 'kubernetes', promotion: 'auto', ...defaults },
+    ]);
+  });
+
+  it('reads the deploy settings of an environment', () => {
+    const c = config(
+      yaml(
+        'pipeline: {stages: [{name: a, run: x}]}',
+        'environments:',
+        '  staging:',
+        '    port: 9090',
+        '    strategy: blue-green',
+        '    health: { http: /healthz, timeout: 10s, interval: 250ms }',
+        '    start: node src/server.js',
+        '    env: { LOG: 1 }',
+        '    resources: { memory: 256m }',
+        '  prod: { start: [node, server.js], health: { command: "true" } }',
+      ),
+    );
+    const [staging, prod] = c.environments;
+    assert.equal(staging.port, 9090);
+    assert.equal(staging.strategy, 'blue-green');
+    assert.deepEqual(staging.health, { kind: 'http', path: '/healthz', timeoutMs: 10_000, intervalMs: 250 });
+    assert.deepEqual(staging.start, ['/bin/sh', '-c', 'node src/server.js']);
+    assert.deepEqual(staging.env, { LOG: '1' });
+    assert.deepEqual(staging.settings.resources, { memory: '256m' });
+    assert.deepEqual(prod.start, ['node', 'server.js']);
+    assert.deepEqual(prod.health, { kind: 'command', command: 'true', timeoutMs: 30_000, intervalMs: 500 });
+  });
+
+  it('deploy stages: an environment that exists, an artifact stage they need', () => {
+    const text = yaml(
+      'pipeline:',
+      '  stages:',
+      '    - name: package',
+      '      run: x',
+      '      artifacts: [a.tgz]',
+      '    - name: deploy',
+      '      kind: deploy',
+      '      environment: stagign',
+      '      artifact: package',
+      '    - name: other',
+      '      kind: deploy',
+      '      needs: [package]',
+      '    - name: cmd',
+      'environments: { staging: {} }',
+    );
+    assert.deepEqual(lines(text), [
+      'conveyor.yml:8:20: error: stage "deploy" deploys to "stagign", but no environment has that name (fix: did you mean "staging"?)',
+      'conveyor.yml:9:17: error: stage "deploy" deploys the artifact of "package" but does not need it (fix: add "package" to its needs)',
+      'conveyor.yml:10:7: error: stage "other" has no "environment" (fix: add "environment: staging")',
+      'conveyor.yml:13:7: error: stage "cmd" has no "run" (fix: add "run: npm test")',
     ]);
   });
 

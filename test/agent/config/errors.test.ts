@@ -216,9 +216,9 @@ describe('config analyzer: names and keys', () => {
   });
 
   it('an environment setting that does not exist', () => {
-    assert.deepEqual(lines(yaml('pipeline: {stages: [{name: a, run: x}]}', 'environments:', '  staging: { runtime: dokcer, replicas: 2 }')), [
+    assert.deepEqual(lines(yaml('pipeline: {stages: [{name: a, run: x}]}', 'environments:', '  staging: { runtime: dokcer, replica: 2 }')), [
       'conveyor.yml:3:23: error: "runtime" must be one of "process", "docker", "swarm" or "kubernetes", not "dokcer" (fix: did you mean "docker"?)',
-      'conveyor.yml:3:31: error: unknown key "replicas" in environment "staging" (fix: remove it; allowed keys: runtime, promotion)',
+      'conveyor.yml:3:31: error: unknown key "replica" in environment "staging" (fix: did you mean "replicas"?)',
     ]);
   });
 

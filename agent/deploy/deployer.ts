@@ -1,0 +1,412 @@
+import * as os from 'node:os';
+import type {
+  ApiError,
+  ApprovalInfo,
+  ArtifactRef,
+  ConfigState,
+  DeploymentInfo,
+  EnvironmentConfig,
+  EnvironmentStatus,
+  HealthStatus,
+  Release,
+  RuntimeName,
+} from '../protocol';
+import type { DesiredState, Runtime } from '../runtimes/runtime';
+import type { Store } from '../store/store';
+import { Deferred, err, ok, reportUnexpected, type IDisposable, type Result } from '../util/lifecycle';
+
+/** Who asked: the OS user, and through what (cli, editor, api, pipeline). */
+export function actor(via: string): string {
+  let user = 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry
+  }
+  return `${user} (${via})`;
+}
+
+export interface DeployerOptions {
+  store: Store;
+  currentConfig(): ConfigState;
+  /** The runtime for an environment, or why there is none (Docker not running, ...). */
+  runtime(name: RuntimeName): Result<Runtime, string>;
+  /** The port users reach an environment on: the configured one, or one allocated once and kept. */
+  publicPort(env: EnvironmentConfig): Promise<number>;
+  /** Secret values for the service's environment. */
+  secrets(): Record<string, string>;
+}
+
+export interface DeployRequest {
+  environment: string;
+  artifact: ArtifactRef;
+  runId: number | null;
+  stage: string | null;
+  commit: string | null;
+  requestedBy: string;
+  /** Aborted when the run is cancelled: a queued or waiting deployment is then dropped. */
+  signal?: AbortSignal;
+  /** Told when the deployment starts waiting for an approval, and when it stops waiting. */
+  onWaiting?(approval: ApprovalInfo | null): void;
+  /** Each progress line, as it happens. */
+  onProgress?(message: string): void;
+}
+
+interface Waiter {
+  approval: ApprovalInfo;
+  decided: Deferred<'approved' | 'rejected'>;
+}
+
+/**
+ * Moves environments from one release to another through their runtimes. One deployment at a
+ * time per environment: the others wait in that environment's queue, visible in its status.
+ *
+ *   deploy stage ──> release N created ──> [promotion manual: approval pending ──> approve | reject]
+ *                ──> queued (environment lock) ──> running: runtime.apply(release N, strategy)
+ *                ──> succeeded (N is live) | rolled_back (N never got healthy; N-1 still serves) | failed
+ *   rollback ──> a deployment back to an earlier release, same path, no rebuild
+ */
+export class Deployer implements IDisposable {
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly queued = new Map<string, DeploymentInfo[]>();
+  private readonly current = new Map<string, DeploymentInfo>();
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly health = new Map<string, HealthStatus>();
+  private readonly watches = new Map<string, IDisposable>();
+  private nextDeployment: number;
+  private nextApproval: number;
+  private disposed = false;
+
+  constructor(private readonly opts: DeployerOptions) {
+    this.nextDeployment = opts.store.nextDeploymentId();
+    this.nextApproval = opts.store.nextApprovalId();
+  }
+
+  private environment(name: string): Result<EnvironmentConfig, ApiError> {
+    const state = this.opts.currentConfig();
+    if (!state.valid) return err({ error: 'conveyor.yml is not valid', fix: 'run "conveyor validate"', diagnostics: state.diagnostics });
+    const env = state.config.environments.find((e) => e.name === name);
+    if (!env) {
+      const names = state.config.environments.map((e) => e.name);
+      return err({ error: `no environment named "${name}"`, fix: names.length ? `environments: ${names.join(', ')}` : 'declare one under "environments:" in conveyor.yml' });
+    }
+    return ok(env);
+  }
+
+  /** A new release of the artifact, deployed (after an approval when promotion is manual). */
+  async deploy(req: DeployRequest): Promise<Result<DeploymentInfo, ApiError>> {
+    const envResult = this.environment(req.environment);
+    if (!envResult.ok) return envResult;
+    const env = envResult.value;
+    const release: Release = {
+      environment: env.name,
+      number: this.opts.store.nextReleaseNumber(env.name),
+      artifact: req.artifact,
+      command: env.start,
+      env: env.env,
+      containerPort: env.containerPort,
+      replicas: env.replicas,
+      runId: req.runId,
+      commit: req.commit,
+      createdAt: new Date().toISOString(),
+      createdBy: req.requestedBy,
+    };
+    if (release.artifact.kind === 'files' && release.command.length === 0 && env.runtime === 'process') {
+      return err({ error: `environment "${env.name}" has no "start" command for the files artifact`, fix: `add "start: node src/server.js" (the command that starts your service) under environments: ${env.name}:` });
+    }
+    this.opts.store.append({ type: 'release.created', release });
+    return this.schedule(env, release, 'pipeline', req);
+  }
+
+  /** Deploys an earlier release again: the same artifact, no rebuild. Default: the one before the live one. */
+  async rollback(environment: string, to: number | undefined, requestedBy: string): Promise<Result<DeploymentInfo, ApiError>> {
+    const envResult = this.environment(environment);
+    if (!envResult.ok) return envResult;
+    const live = this.liveRelease(environment);
+    let target: Release | undefined;
+    if (to !== undefined) {
+      target = this.opts.store.getRelease(environment, to);
+      if (!target) return err({ error: `${environment} has no release ${to}`, fix: `conveyor envs lists the releases of ${environment}` });
+    } else {
+      const earlier = this.opts.store
+        .deployments(environment, 200)
+        .filter((d) => d.status === 'succeeded' && d.toRelease !== live?.number)
+        .map((d) => d.toRelease);
+      if (earlier.length === 0) return err({ error: `${environment} has no earlier release to roll back to`, fix: 'deploy a release first' });
+      target = this.opts.store.getRelease(environment, earlier[0]);
+    }
+    if (live && target!.number === live.number) return err({ error: `${environment}@${live.number} is already live`, fix: 'name another release with --to' });
+    return this.schedule(envResult.value, target!, 'rollback', { requestedBy, runId: null, stage: null });
+  }
+
+  approve(id: number, by: string, reason: string | null): Result<ApprovalInfo, ApiError> {
+    return this.decide(id, 'approved', by, reason);
+  }
+
+  reject(id: number, by: string, reason: string | null): Result<ApprovalInfo, ApiError> {
+    return this.decide(id, 'rejected', by, reason);
+  }
+
+  private decide(id: number, status: 'approved' | 'rejected', by: string, reason: string | null): Result<ApprovalInfo, ApiError> {
+    const w = this.waiters.get(id);
+    if (!w) {
+      const known = this.opts.store.getApproval(id);
+      if (!known) return err({ error: `no approval #${id}`, fix: 'conveyor envs shows pending approvals' });
+      return err({ error: `approval #${id} was already ${known.status}${known.decidedBy ? ` by ${known.decidedBy}` : ''}` });
+    }
+    const approval: ApprovalInfo = { ...w.approval, status, decidedAt: new Date().toISOString(), decidedBy: by, reason };
+    this.waiters.delete(id);
+    this.opts.store.append({ type: 'approval.changed', approval });
+    w.decided.resolve(status);
+    return ok(approval);
+  }
+
+  private async schedule(
+    env: EnvironmentConfig,
+    release: Release,
+    trigger: DeploymentInfo['trigger'],
+    req: Pick<DeployRequest, 'requestedBy' | 'runId' | 'stage' | 'signal' | 'onWaiting' | 'onProgress'>,
+  ): Promise<Result<DeploymentInfo, ApiError>> {
+    let d: DeploymentInfo = {
+      id: this.nextDeployment++,
+      environment: env.name,
+      fromRelease: null,
+      toRelease: release.number,
+      strategy: env.strategy,
+      trigger,
+      status: 'queued',
+      reason: null,
+      runId: req.runId,
+      stage: req.stage,
+      requestedBy: req.requestedBy,
+      queuedAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+    };
+    const emit = (patch: Partial<DeploymentInfo>) => {
+      d = { ...d, ...patch };
+      this.opts.store.append({ type: 'deployment.changed', deployment: d });
+      return d;
+    };
+    emit({});
+
+    // The approval gate: continuous delivery waits for a person; rollbacks do not.
+    if (env.promotion === 'manual' && trigger === 'pipeline') {
+      const approval: ApprovalInfo = {
+        id: this.nextApproval++,
+        deploymentId: d.id,
+        environment: env.name,
+        release: release.number,
+        runId: req.runId,
+        stage: req.stage,
+        status: 'pending',
+        requestedAt: new Date().toISOString(),
+        decidedAt: null,
+        decidedBy: null,
+        reason: null,
+      };
+      const waiter: Waiter = { approval, decided: new Deferred() };
+      this.waiters.set(approval.id, waiter);
+      this.opts.store.append({ type: 'approval.changed', approval });
+      emit({ status: 'waiting' });
+      req.onWaiting?.(approval);
+      const onAbort = () => {
+        if (this.waiters.delete(approval.id)) {
+          this.opts.store.append({ type: 'approval.changed', approval: { ...approval, status: 'rejected', decidedAt: new Date().toISOString(), decidedBy: 'conveyor', reason: 'the run was cancelled' } });
+          waiter.decided.resolve('rejected');
+        }
+      };
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      const decision = await waiter.decided.promise;
+      req.signal?.removeEventListener('abort', onAbort);
+      req.onWaiting?.(null);
+      if (decision === 'rejected') {
+        const decided = this.opts.store.getApproval(approval.id);
+        return ok(emit({ status: req.signal?.aborted ? 'cancelled' : 'rejected', finishedAt: new Date().toISOString(), reason: `rejected by ${decided?.decidedBy ?? 'someone'}${decided?.reason ? `: ${decided.reason}` : ''}` }));
+      }
+      emit({ status: 'queued' });
+    }
+
+    // One deployment at a time per environment.
+    const queue = this.queued.get(env.name) ?? [];
+    queue.push(d);
+    this.queued.set(env.name, queue);
+    const previous = this.locks.get(env.name) ?? Promise.resolve();
+    const done = new Deferred();
+    const mine = previous.then(() => done.promise);
+    this.locks.set(env.name, mine);
+    await previous;
+    queue.splice(queue.indexOf(d), 1);
+    try {
+      if (req.signal?.aborted) return ok(emit({ status: 'cancelled', finishedAt: new Date().toISOString(), reason: 'the run was cancelled' }));
+      return ok(await this.apply(env, release, d, emit, req.onProgress));
+    } finally {
+      this.current.delete(env.name);
+      done.resolve();
+      if (this.locks.get(env.name) === mine) this.locks.delete(env.name);
+    }
+  }
+
+  private async apply(
+    env: EnvironmentConfig,
+    release: Release,
+    d: DeploymentInfo,
+    emit: (patch: Partial<DeploymentInfo>) => DeploymentInfo,
+    onProgress?: (message: string) => void,
+  ): Promise<DeploymentInfo> {
+    const live = this.liveRelease(env.name);
+    d = emit({ status: 'running', startedAt: new Date().toISOString(), fromRelease: live?.number ?? null });
+    this.current.set(env.name, d);
+    const progress = (message: string) => {
+      this.opts.store.append({ type: 'deployment.progress', deploymentId: d.id, environment: env.name, message });
+      onProgress?.(message);
+    };
+    const runtime = this.opts.runtime(env.runtime);
+    if (!runtime.ok) return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: runtime.error });
+    let desired: DesiredState;
+    try {
+      desired = { release, healthCheck: env.health, publicPort: await this.opts.publicPort(env), secrets: this.opts.secrets() };
+    } catch (e) {
+      return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: (e as Error).message });
+    }
+    progress(`deploying ${env.name}@${release.number} (${shortDigest(release.artifact.digest)}) with ${env.strategy} on ${env.runtime}`);
+    let result;
+    try {
+      result = await runtime.value.apply(desired, env.strategy, { progress, signal: new AbortController().signal });
+    } catch (e) {
+      reportUnexpected(e);
+      return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${env.runtime} runtime error: ${(e as Error).message}` });
+    }
+    this.watch(env, runtime.value);
+    if (result.ok) {
+      progress(`${env.name}@${release.number} is live and healthy at http://127.0.0.1:${desired.publicPort}`);
+      this.setHealth(env.name, 'Healthy', release.number);
+      return emit({ status: 'succeeded', finishedAt: new Date().toISOString() });
+    }
+    const tail = result.log.trim().split('\n').slice(-5).join('\n');
+    if (result.restored && live) {
+      progress(`rolled back: ${env.name}@${live.number} still serves`);
+      return emit({ status: 'rolled_back', finishedAt: new Date().toISOString(), reason: `${result.reason}; ${env.name}@${live.number} still serves${tail ? `\n${tail}` : ''}` });
+    }
+    return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${result.reason}${tail ? `\n${tail}` : ''}` });
+  }
+
+  /** Follows the runtime's live changes for the environment, as health events. */
+  private watch(env: EnvironmentConfig, runtime: Runtime): void {
+    if (this.watches.has(env.name) || this.disposed) return;
+    let checking = false;
+    const check = () => {
+      if (checking || this.disposed) return;
+      checking = true;
+      runtime
+        .health(env.name)
+        .then((h) => this.setHealth(env.name, h, this.liveRelease(env.name)?.number ?? null))
+        .catch(() => undefined)
+        .finally(() => (checking = false));
+    };
+    this.watches.set(env.name, runtime.watch(env.name, check));
+  }
+
+  private setHealth(environment: string, health: HealthStatus, release: number | null): void {
+    if (this.health.get(environment) === health) return;
+    this.health.set(environment, health);
+    this.opts.store.append({ type: 'environment.health', environment, health, release });
+  }
+
+  liveRelease(environment: string): Release | undefined {
+    const d = this.opts.store.lastSucceededDeployment(environment);
+    return d ? this.opts.store.getRelease(environment, d.toRelease) : undefined;
+  }
+
+  /**
+   * After a crash: a deployment left running or waiting is marked failed, and the environment is
+   * brought back to its last good release, so it serves a healthy release and the record says
+   * which.
+   */
+  async recover(): Promise<void> {
+    for (const d of this.opts.store.unfinishedDeployments()) {
+      const live = this.liveRelease(d.environment);
+      this.opts.store.append({
+        type: 'deployment.changed',
+        deployment: {
+          ...d,
+          status: 'failed',
+          finishedAt: new Date().toISOString(),
+          reason: `the agent stopped during this deployment; ${live ? `${d.environment} stays on release ${live.number}` : `${d.environment} had no earlier release`}`,
+        },
+      });
+    }
+    for (const a of this.opts.store.pendingApprovals()) {
+      this.opts.store.append({ type: 'approval.changed', approval: { ...a, status: 'rejected', decidedAt: new Date().toISOString(), decidedBy: 'conveyor', reason: 'the agent stopped while this approval was pending; run the pipeline again' } });
+    }
+    const state = this.opts.currentConfig();
+    if (!state.valid) return;
+    for (const env of state.config.environments) {
+      const live = this.liveRelease(env.name);
+      if (!live) continue;
+      const runtime = this.opts.runtime(env.runtime);
+      if (!runtime.ok) continue;
+      try {
+        const desired: DesiredState = { release: live, healthCheck: env.health, publicPort: await this.opts.publicPort(env), secrets: this.opts.secrets() };
+        const result = await runtime.value.apply(desired, 'recreate', { progress: () => undefined, signal: new AbortController().signal });
+        this.setHealth(env.name, result.ok ? 'Healthy' : 'Degraded', live.number);
+        this.watch(env, runtime.value);
+      } catch (e) {
+        reportUnexpected(e);
+      }
+    }
+  }
+
+  /** What the Environments tree and `conveyor envs` show. */
+  async status(): Promise<EnvironmentStatus[]> {
+    const state = this.opts.currentConfig();
+    if (!state.valid) return [];
+    const out: EnvironmentStatus[] = [];
+    for (const env of state.config.environments) {
+      const last = this.opts.store.lastSucceededDeployment(env.name);
+      const live = last ? this.opts.store.getRelease(env.name, last.toRelease) ?? null : null;
+      let health: HealthStatus = this.health.get(env.name) ?? (live ? 'Progressing' : 'Missing');
+      const runtime = this.opts.runtime(env.runtime);
+      if (runtime.ok && live) {
+        health = await runtime.value.health(env.name).catch(() => health);
+        this.health.set(env.name, health);
+      }
+      let url: string | null = null;
+      try {
+        url = live || env.port ? `http://127.0.0.1:${await this.opts.publicPort(env)}` : null;
+      } catch {
+        url = null;
+      }
+      const pending = [...this.waiters.values()].find((w) => w.approval.environment === env.name)?.approval ?? null;
+      out.push({
+        name: env.name,
+        runtime: env.runtime,
+        promotion: env.promotion,
+        url,
+        live,
+        liveSince: last?.finishedAt ?? null,
+        liveBy: last?.requestedBy ?? null,
+        health,
+        releases: this.opts.store.releases(env.name, 20),
+        pendingApproval: pending,
+        queue: [...(this.queued.get(env.name) ?? [])],
+        current: this.current.get(env.name) ?? null,
+      });
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const w of this.watches.values()) w.dispose();
+    this.watches.clear();
+    for (const [id, w] of this.waiters) {
+      this.waiters.delete(id);
+      w.decided.resolve('rejected');
+    }
+  }
+}
+
+function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, '').slice(0, 12);
+}
