@@ -3,8 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { version as packageVersion } from '../package.json';
 import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
+import { Deployer } from './deploy/deployer';
 import { Engine } from './engine/engine';
 import { findRepo, type RepoInfo } from './engine/git';
+import { resolveSecrets } from './engine/secrets';
+import { Runtimes } from './runtimes/runtimes';
 import type { AgentDiscovery, ConfigState, Diagnostic, Health } from './protocol';
 import { DISCOVERY_FILE, PROTOCOL_VERSION } from './protocol';
 import { startServer, type ServerHandle } from './server/server';
@@ -44,6 +47,8 @@ export class Agent {
   readonly conveyorDir: string;
   readonly store: Store;
   readonly engine: Engine;
+  readonly deployer: Deployer;
+  readonly runtimes: Runtimes;
   private server!: ServerHandle;
   private readonly token = randomBytes(32).toString('base64url');
   private configState: ConfigState;
@@ -64,7 +69,24 @@ export class Agent {
     this.conveyorDir = conveyorDir;
     this.store = store;
     this.configState = config;
+    this.runtimes = new Runtimes({
+      conveyorDir,
+      store,
+      settingsOf: (name) => (this.configState.valid ? this.configState.config.environments.find((e) => e.name === name)?.settings ?? {} : {}),
+    });
+    this.deployer = new Deployer({
+      store,
+      currentConfig: () => this.configState,
+      runtime: (name) => this.runtimes.get(name),
+      publicPort: (env) => this.runtimes.publicPort(env),
+      route: (environment, port, upstream) => this.runtimes.switchboard.route(environment, port, upstream),
+      secrets: () => {
+        const names = this.configState.valid ? this.configState.config.secrets : [];
+        return Object.fromEntries(resolveSecrets(names, workspace, opts.env ?? process.env).values);
+      },
+    });
     this.engine = new Engine({
+      deployer: this.deployer,
       workspace,
       conveyorDir,
       store,
@@ -101,6 +123,8 @@ export class Agent {
 
   private async init(): Promise<void> {
     const interrupted = await this.engine.recover();
+    await this.runtimes.restore();
+    await this.deployer.recover();
     this.store.append({ type: 'agent.started', pid: process.pid, version: VERSION, interruptedRuns: interrupted });
     this.store.append({ type: 'config.changed', state: this.configState });
     this.server = await startServer(this, this.token, this.opts.port ?? 0);
@@ -206,6 +230,8 @@ export class Agent {
     this.configWatcher?.close();
     this.commitWatcher?.dispose();
     await this.engine.shutdown();
+    this.deployer.dispose();
+    this.runtimes.dispose();
     await this.server.close();
     this.store.dispose();
     try {

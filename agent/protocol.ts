@@ -55,8 +55,11 @@ export const FINISHED_STAGE_STATUSES: readonly StageStatus[] = [
   'interrupted',
 ];
 
-/** The stage kinds. `command` runs shell commands; `deploy` deploys the run's artifact to an environment. */
-export type StageKind = 'command' | 'deploy';
+/**
+ * The stage kinds. `command` runs shell commands; `image` builds a container image from the
+ * run's tree and pushes it to a registry; `deploy` deploys the run's artifact to an environment.
+ */
+export type StageKind = 'command' | 'image' | 'deploy';
 
 /** Test report formats the agent can read. */
 export type ReportFormat = 'junit' | 'tap' | 'mocha-json';
@@ -126,6 +129,8 @@ export interface StageConfig {
   environment?: string;
   /** For deploy stages: the stage whose artifact is deployed (default: the one artifact of the stages it needs). */
   artifact?: string;
+  /** For image stages: what to build and where to push it. */
+  image?: ImageConfig;
   /** Shell commands; each one is a step. */
   run: string[];
   needs: string[];
@@ -140,6 +145,16 @@ export interface StageConfig {
   report?: ReportConfig;
   /** Paths or globs, relative to the working directory, recorded after the stage succeeds. */
   artifacts: string[];
+}
+
+export interface ImageConfig {
+  /** Repository name without the registry, e.g. "hello-service". */
+  name: string;
+  /** Registry host:port. Default 127.0.0.1:5000 (the agent starts one there when asked). */
+  registry: string;
+  /** Build context, relative to the stage's working directory. */
+  context: string;
+  dockerfile: string;
 }
 
 export type RuntimeName = 'process' | 'docker' | 'swarm' | 'kubernetes';
@@ -307,10 +322,13 @@ export interface StageTestResults {
 export interface ArtifactInfo {
   runId: number;
   stage: string;
-  /** Path relative to the stage's working directory. */
+  /** A file stored by content, or a container image in a registry. */
+  kind: 'file' | 'image';
+  /** A file: its path relative to the stage's working directory. An image: repository:tag. */
   path: string;
-  /** `sha256:<hex>`: the artifact's name by content. */
+  /** `sha256:<hex>`: the artifact's name by content (for an image, its manifest digest). */
   digest: string;
+  /** Bytes; 0 for images. */
   size: number;
 }
 

@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { benchEvents } from './events';
 import { benchOrchestration } from './orchestration';
 import { benchStore } from './store';
+import { benchDeployDocker } from './deploy-docker';
+import { benchBlueGreen } from './bluegreen';
 import type { BenchResult } from './util';
 
 /**
@@ -14,6 +16,8 @@ const ALL: Record<string, () => Promise<BenchResult>> = {
   orchestration: benchOrchestration,
   events: benchEvents,
   store: benchStore,
+  'deploy-docker': benchDeployDocker,
+  bluegreen: benchBlueGreen,
 };
 
 async function main(): Promise<void> {

@@ -17,7 +17,7 @@ async function main() {
     sourcemap: 'linked',
     logLevel: 'warning',
     // Native and optional modules stay outside the bundle.
-    external: ['better-sqlite3', 'node-sqlite3-wasm', 'bufferutil', 'utf-8-validate', 'vscode'],
+    external: ['better-sqlite3', 'node-sqlite3-wasm', 'bufferutil', 'utf-8-validate', 'vscode', '*.node'],
     // ES modules bundled into CommonJS (tinyglobby's fdir) read import.meta.url.
     define: { 'import.meta.url': '__conveyorImportMetaUrl' },
     banner: { js: "var __conveyorImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
 import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
-import type { RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
+import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
 import { FINISHED_RUN_STATUSES } from '../protocol';
 import { setUnexpectedErrorHandler } from '../util/lifecycle';
 import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
@@ -29,6 +29,12 @@ Commands:
   rerun RUN              run the same commit and stages again
   history [--limit N]    past runs, newest first
   validate               check conveyor.yml and print each problem as file:line:col
+  envs                   environments: live release, health, releases, pending approvals
+  deploy ENV [--run RUN] deploy a run's artifact to an environment (default: the latest one)
+  promote ENV --from ENV deploy the live release of one environment to another
+  approve ID [--reason T] / reject ID [--reason T]
+                         decide a pending approval (conveyor envs lists them)
+  rollback ENV [--to N]  deploy an earlier release again (default: the one before the live one)
   agent                  run the agent in the foreground (other commands start it in the background)
   stop                   stop the background agent
 
@@ -88,6 +94,17 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(rest, base);
       case 'stop':
         return await cmdStop(rest, base);
+      case 'envs':
+        return await cmdEnvs(rest, base);
+      case 'deploy':
+        return await cmdDeploy(rest, base);
+      case 'promote':
+        return await cmdPromote(rest, base);
+      case 'rollback':
+        return await cmdRollback(rest, base);
+      case 'approve':
+      case 'reject':
+        return await cmdDecide(command, rest, base);
       default:
         throw new UsageError(`unknown command "${command}"; see "conveyor --help"`);
     }
@@ -100,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       base.err(`conveyor: ${e.body.error}`);
       if (e.body.diagnostics) for (const d of e.body.diagnostics) base.err(formatDiagnosticLine(d));
       if (e.body.fix) base.err(`  fix: ${e.body.fix}`);
-      return e.status === 404 || e.status === 400 ? EXIT.usage : EXIT.agent;
+      return e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403 ? EXIT.usage : EXIT.agent;
     }
     if (e instanceof AgentUnavailableError || e instanceof AgentRunningError) {
       base.err(`conveyor: ${e.message}`);
@@ -480,6 +497,104 @@ async function cmdStop(args: string[], c: Common): Promise<number> {
     return EXIT.agent;
   }
   c.out(`stopped the agent (pid ${d.pid})`);
+  return EXIT.ok;
+}
+
+async function cmdEnvs(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({ args, options: COMMON_OPTIONS });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const agent = await client(c);
+  const envs = await agent.request<EnvironmentStatus[]>('GET', '/environments');
+  if (c.json) {
+    c.out(JSON.stringify(envs, null, 2));
+    return EXIT.ok;
+  }
+  if (envs.length === 0) c.out('no environments: declare them under "environments:" in conveyor.yml');
+  for (const e of envs) {
+    const live = e.live ? `${e.name}@${e.live.number} ${e.live.artifact.digest.replace('sha256:', '').slice(0, 12)}${e.live.commit ? ` (${shortSha(e.live.commit)})` : ''} · ${ago(e.liveSince)} by ${e.liveBy}` : 'nothing deployed';
+    c.out(`${paint(c.style, 'bold', e.name)} · ${e.runtime} · promotion ${e.promotion} · ${e.health}${e.url ? ` · ${e.url}` : ''}`);
+    c.out(`  live: ${live}`);
+    if (e.current) c.out(`  deploying: #${e.current.id} → release ${e.current.toRelease} (${e.current.status})`);
+    for (const q of e.queue) c.out(`  queued: #${q.id} → release ${q.toRelease}`);
+    if (e.pendingApproval) c.out(paint(c.style, 'yellow', `  approval #${e.pendingApproval.id} pending for release ${e.pendingApproval.release}: conveyor approve ${e.pendingApproval.id}  |  conveyor reject ${e.pendingApproval.id}`));
+    const earlier = e.releases.filter((r) => r.number !== e.live?.number).slice(0, 5);
+    if (earlier.length) c.out(`  earlier releases: ${earlier.map((r) => `${r.number}`).join(', ')} (conveyor rollback ${e.name} --to N)`);
+  }
+  return EXIT.ok;
+}
+
+/** Follows a deployment's progress until it ends; 0 when it succeeded. */
+async function followDeployment(agent: AgentClient, d: DeploymentInfo, since: number, c: Common): Promise<number> {
+  if (!c.json) c.out(`deploy #${d.id}: ${d.environment} → release ${d.toRelease} (${d.trigger})`);
+  let final: DeploymentInfo | undefined = FINISHED_DEPLOYMENT.includes(d.status) ? d : undefined;
+  if (!final) {
+    await agent.follow(since, (e) => {
+      if (e.type === 'deployment.progress' && e.deploymentId === d.id && !c.json) c.out(`  ${e.message}`);
+      if (e.type === 'approval.changed' && e.approval.deploymentId === d.id && e.approval.status === 'pending' && !c.json) {
+        c.out(paint(c.style, 'yellow', `  waiting for approval #${e.approval.id}: conveyor approve ${e.approval.id}`));
+      }
+      if (e.type === 'deployment.changed' && e.deployment.id === d.id && FINISHED_DEPLOYMENT.includes(e.deployment.status)) {
+        final = e.deployment;
+        return true;
+      }
+      return;
+    });
+  }
+  const done = final!;
+  if (c.json) c.out(JSON.stringify(done, null, 2));
+  else c.out(`deploy #${done.id} ${done.status.replace('_', ' ')}${done.reason ? `: ${done.reason}` : ''}`);
+  return done.status === 'succeeded' ? EXIT.ok : EXIT.failed;
+}
+
+const FINISHED_DEPLOYMENT: readonly DeploymentInfo['status'][] = ['succeeded', 'rolled_back', 'failed', 'rejected', 'cancelled'];
+
+async function cmdDeploy(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, run: { type: 'string' }, stage: { type: 'string' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (!positionals[0]) throw new UsageError('name the environment: conveyor deploy staging');
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const d = await agent.request<DeploymentInfo>('POST', `/environments/${encodeURIComponent(positionals[0])}/deploy`, {
+    run: values.run !== undefined ? runId(values.run) : undefined,
+    stage: values.stage,
+    via: 'cli',
+  });
+  return followDeployment(agent, d, since, c);
+}
+
+async function cmdPromote(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, from: { type: 'string' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (!positionals[0] || !values.from) throw new UsageError('conveyor promote production --from staging');
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const d = await agent.request<DeploymentInfo>('POST', `/environments/${encodeURIComponent(positionals[0])}/promote`, { from: values.from, via: 'cli' });
+  return followDeployment(agent, d, since, c);
+}
+
+async function cmdRollback(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, to: { type: 'string' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (!positionals[0]) throw new UsageError('name the environment: conveyor rollback staging [--to N]');
+  if (values.to !== undefined && !/^\d+$/.test(values.to)) throw new UsageError('--to takes a release number');
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const d = await agent.request<DeploymentInfo>('POST', `/environments/${encodeURIComponent(positionals[0])}/rollback`, {
+    to: values.to !== undefined ? Number(values.to) : undefined,
+    via: 'cli',
+  });
+  return followDeployment(agent, d, since, c);
+}
+
+async function cmdDecide(verdict: 'approve' | 'reject', args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, reason: { type: 'string', short: 'm' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const m = /^#?(\d+)$/.exec(positionals[0] ?? '');
+  if (!m) throw new UsageError(`name the approval: conveyor ${verdict} ID (conveyor envs lists pending ones)`);
+  const agent = await client(c);
+  const a = await agent.request<ApprovalInfo>('POST', `/approvals/${m[1]}/${verdict}`, { reason: values.reason, via: 'cli' });
+  if (c.json) c.out(JSON.stringify(a, null, 2));
+  else c.out(`approval #${a.id} ${a.status}: ${a.environment}@${a.release}${a.reason ? ` (${a.reason})` : ''}`);
   return EXIT.ok;
 }
 

@@ -1369,6 +1369,7 @@ class Analysis {
       const base = ['pipeline', 'stages', String(i)];
       const kind = own(st, 'kind') ?? 'command';
       if (kind === 'command' && own(st, 'run') === undefined) this.missingKey(base, 'run');
+      if (kind === 'image' && own(st, 'image') === undefined) this.missingKey(base, 'image');
       if (kind !== 'deploy') return;
       const env = own(st, 'environment');
       if (env === undefined) {
@@ -1443,6 +1444,11 @@ class Analysis {
     if (report) stage.report = { format: report.format, path: report.path };
     if (typeof own(st, 'environment') === 'string') stage.environment = own(st, 'environment') as string;
     if (typeof own(st, 'artifact') === 'string') stage.artifact = own(st, 'artifact') as string;
+    const image = own(st, 'image') as string | Record<string, string> | undefined;
+    if (image !== undefined) {
+      const o = typeof image === 'string' ? { name: image } : image;
+      stage.image = { name: o.name, registry: o.registry ?? '127.0.0.1:5000', context: o.context ?? '.', dockerfile: o.dockerfile ?? 'Dockerfile' };
+    }
     return stage;
   }
 

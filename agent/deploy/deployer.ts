@@ -35,6 +35,8 @@ export interface DeployerOptions {
   publicPort(env: EnvironmentConfig): Promise<number>;
   /** Secret values for the service's environment. */
   secrets(): Record<string, string>;
+  /** Points an environment's public port at an instance (after a restart, to instances that kept running). */
+  route(environment: string, publicPort: number, upstream: string): Promise<void>;
 }
 
 export interface DeployRequest {
@@ -50,6 +52,12 @@ export interface DeployRequest {
   onWaiting?(approval: ApprovalInfo | null): void;
   /** Each progress line, as it happens. */
   onProgress?(message: string): void;
+}
+
+/** A deployment as queued, and its end. */
+export interface Scheduled {
+  deployment: DeploymentInfo;
+  done: Promise<DeploymentInfo>;
 }
 
 interface Waiter {
@@ -93,8 +101,11 @@ export class Deployer implements IDisposable {
     return ok(env);
   }
 
-  /** A new release of the artifact, deployed (after an approval when promotion is manual). */
-  async deploy(req: DeployRequest): Promise<Result<DeploymentInfo, ApiError>> {
+  /**
+   * A new release of the artifact, deployed (after an approval when promotion is manual and the
+   * pipeline asked; a person asking directly is the approval).
+   */
+  deploy(req: DeployRequest, trigger: 'pipeline' | 'manual' = 'pipeline'): Result<Scheduled, ApiError> {
     const envResult = this.environment(req.environment);
     if (!envResult.ok) return envResult;
     const env = envResult.value;
@@ -115,11 +126,18 @@ export class Deployer implements IDisposable {
       return err({ error: `environment "${env.name}" has no "start" command for the files artifact`, fix: `add "start: node src/server.js" (the command that starts your service) under environments: ${env.name}:` });
     }
     this.opts.store.append({ type: 'release.created', release });
-    return this.schedule(env, release, 'pipeline', req);
+    return ok(this.schedule(env, release, trigger, req));
+  }
+
+  /** Deploys the live release of one environment to another: the same artifact, by digest. */
+  promote(from: string, to: string, requestedBy: string): Result<Scheduled, ApiError> {
+    const source = this.liveRelease(from);
+    if (!source) return err({ error: `${from} has no live release to promote`, fix: `deploy to ${from} first` });
+    return this.deploy({ environment: to, artifact: source.artifact, runId: source.runId, stage: null, commit: source.commit, requestedBy }, 'manual');
   }
 
   /** Deploys an earlier release again: the same artifact, no rebuild. Default: the one before the live one. */
-  async rollback(environment: string, to: number | undefined, requestedBy: string): Promise<Result<DeploymentInfo, ApiError>> {
+  rollback(environment: string, to: number | undefined, requestedBy: string): Result<Scheduled, ApiError> {
     const envResult = this.environment(environment);
     if (!envResult.ok) return envResult;
     const live = this.liveRelease(environment);
@@ -136,7 +154,7 @@ export class Deployer implements IDisposable {
       target = this.opts.store.getRelease(environment, earlier[0]);
     }
     if (live && target!.number === live.number) return err({ error: `${environment}@${live.number} is already live`, fix: 'name another release with --to' });
-    return this.schedule(envResult.value, target!, 'rollback', { requestedBy, runId: null, stage: null });
+    return ok(this.schedule(envResult.value, target!, 'rollback', { requestedBy, runId: null, stage: null }));
   }
 
   approve(id: number, by: string, reason: string | null): Result<ApprovalInfo, ApiError> {
@@ -161,12 +179,12 @@ export class Deployer implements IDisposable {
     return ok(approval);
   }
 
-  private async schedule(
+  private schedule(
     env: EnvironmentConfig,
     release: Release,
     trigger: DeploymentInfo['trigger'],
     req: Pick<DeployRequest, 'requestedBy' | 'runId' | 'stage' | 'signal' | 'onWaiting' | 'onProgress'>,
-  ): Promise<Result<DeploymentInfo, ApiError>> {
+  ): Scheduled {
     let d: DeploymentInfo = {
       id: this.nextDeployment++,
       environment: env.name,
@@ -188,8 +206,19 @@ export class Deployer implements IDisposable {
       this.opts.store.append({ type: 'deployment.changed', deployment: d });
       return d;
     };
-    emit({});
+    const queued = emit({});
+    return { deployment: queued, done: this.proceed(env, release, trigger, req, () => d, emit) };
+  }
 
+  private async proceed(
+    env: EnvironmentConfig,
+    release: Release,
+    trigger: DeploymentInfo['trigger'],
+    req: Pick<DeployRequest, 'requestedBy' | 'runId' | 'stage' | 'signal' | 'onWaiting' | 'onProgress'>,
+    current: () => DeploymentInfo,
+    emit: (patch: Partial<DeploymentInfo>) => DeploymentInfo,
+  ): Promise<DeploymentInfo> {
+    const d = current();
     // The approval gate: continuous delivery waits for a person; rollbacks do not.
     if (env.promotion === 'manual' && trigger === 'pipeline') {
       const approval: ApprovalInfo = {
@@ -222,24 +251,24 @@ export class Deployer implements IDisposable {
       req.onWaiting?.(null);
       if (decision === 'rejected') {
         const decided = this.opts.store.getApproval(approval.id);
-        return ok(emit({ status: req.signal?.aborted ? 'cancelled' : 'rejected', finishedAt: new Date().toISOString(), reason: `rejected by ${decided?.decidedBy ?? 'someone'}${decided?.reason ? `: ${decided.reason}` : ''}` }));
+        return emit({ status: req.signal?.aborted ? 'cancelled' : 'rejected', finishedAt: new Date().toISOString(), reason: `rejected by ${decided?.decidedBy ?? 'someone'}${decided?.reason ? `: ${decided.reason}` : ''}` });
       }
       emit({ status: 'queued' });
     }
 
     // One deployment at a time per environment.
     const queue = this.queued.get(env.name) ?? [];
-    queue.push(d);
+    queue.push(current());
     this.queued.set(env.name, queue);
     const previous = this.locks.get(env.name) ?? Promise.resolve();
     const done = new Deferred();
     const mine = previous.then(() => done.promise);
     this.locks.set(env.name, mine);
     await previous;
-    queue.splice(queue.indexOf(d), 1);
+    queue.splice(queue.findIndex((q) => q.id === d.id), 1);
     try {
-      if (req.signal?.aborted) return ok(emit({ status: 'cancelled', finishedAt: new Date().toISOString(), reason: 'the run was cancelled' }));
-      return ok(await this.apply(env, release, d, emit, req.onProgress));
+      if (req.signal?.aborted) return emit({ status: 'cancelled', finishedAt: new Date().toISOString(), reason: 'the run was cancelled' });
+      return await this.apply(env, release, current(), emit, req.onProgress);
     } finally {
       this.current.delete(env.name);
       done.resolve();
@@ -348,8 +377,21 @@ export class Deployer implements IDisposable {
       if (!runtime.ok) continue;
       try {
         const desired: DesiredState = { release: live, healthCheck: env.health, publicPort: await this.opts.publicPort(env), secrets: this.opts.secrets() };
-        const result = await runtime.value.apply(desired, 'recreate', { progress: () => undefined, signal: new AbortController().signal });
-        this.setHealth(env.name, result.ok ? 'Healthy' : 'Degraded', live.number);
+        // Instances outlive the agent: when exactly the live release runs and is healthy, only the
+        // public port needs pointing at it again. Anything else (a half-done blue-green, a dead
+        // instance) is made right by deploying the live release again.
+        const observed = await runtime.value.observe(env.name);
+        const own = observed.instances.filter((i) => i.release === live.number && i.state === 'running' && i.address);
+        const others = observed.instances.filter((i) => i.release !== live.number);
+        const healthy = own.length > 0 && others.length === 0 && (await runtime.value.health(env.name)) === 'Healthy';
+        let ok = healthy;
+        if (healthy) {
+          await this.opts.route(env.name, desired.publicPort, own[0].address!);
+        } else {
+          const result = await runtime.value.apply(desired, 'recreate', { progress: () => undefined, signal: new AbortController().signal });
+          ok = result.ok;
+        }
+        this.setHealth(env.name, ok ? 'Healthy' : 'Degraded', live.number);
         this.watch(env, runtime.value);
       } catch (e) {
         reportUnexpected(e);

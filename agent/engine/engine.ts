@@ -25,6 +25,7 @@ import { FINISHED_STAGE_STATUSES } from '../protocol';
 import { readReport } from '../reports';
 import { CommandExecutor } from '../steps/command';
 import { DeployExecutor } from '../steps/deploy';
+import { ImageExecutor } from '../steps/image';
 import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executor';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
@@ -95,10 +96,7 @@ interface Execution {
  * change goes out as an event through the store.
  */
 export class Engine {
-  private readonly executors: ReadonlyMap<string, StageExecutor> = new Map<string, StageExecutor>([
-    ['command', new CommandExecutor()],
-    ['deploy', new DeployExecutor()],
-  ]);
+  private readonly executors: ReadonlyMap<string, StageExecutor>;
   private readonly lanes: Record<LaneName, Lane> = { pipeline: { active: undefined, queue: [] }, save: { active: undefined, queue: [] } };
   private readonly byId = new Map<number, Execution>();
   private readonly workDir: string;
@@ -106,6 +104,18 @@ export class Engine {
   private stopping = false;
 
   constructor(private readonly opts: EngineOptions) {
+    const image = new ImageExecutor({
+      stateDir: path.join(opts.conveyorDir, 'runtimes'),
+      pipeline: () => {
+        const c = opts.currentConfig();
+        return c.valid ? c.config.pipeline.name : path.basename(opts.workspace);
+      },
+    });
+    this.executors = new Map<string, StageExecutor>([
+      ['command', new CommandExecutor()],
+      ['image', image],
+      ['deploy', new DeployExecutor()],
+    ]);
     this.workDir = path.join(opts.conveyorDir, 'work');
     this.nextId = opts.store.nextRunId();
   }
@@ -630,7 +640,7 @@ export class Engine {
           await fsp.rename(tmp, target);
         }
         const size = (await fsp.stat(abs)).size;
-        this.emit({ type: 'artifact.recorded', artifact: { runId: x.summary.id, stage: stage.name, path: rel, digest: `sha256:${hex}`, size } });
+        this.emit({ type: 'artifact.recorded', artifact: { runId: x.summary.id, stage: stage.name, kind: 'file', path: rel, digest: `sha256:${hex}`, size } });
       }
     }
     return ok(undefined);

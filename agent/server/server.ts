@@ -4,7 +4,10 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { WebSocketServer } from 'ws';
+import type { Deployer } from '../deploy/deployer';
+import { actor } from '../deploy/deployer';
 import type { Engine } from '../engine/engine';
+import { artifactRef, pickArtifact } from '../steps/deploy';
 import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRunRequest } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
 import { stepLogName } from '../steps/executor';
@@ -17,6 +20,7 @@ import { Subscriber } from './subscriber';
 export interface AgentApi {
   readonly store: Store;
   readonly engine: Engine;
+  readonly deployer: Deployer;
   readonly conveyorDir: string;
   health(): Health;
   config(): ConfigState;
@@ -128,6 +132,59 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     const limit = intParam(req.query.limit, 'limit', 1000, 1, 10000);
     res.json(api.store.events(since, limit));
   });
+  r.get('/environments', async (_req, res) => {
+    res.json(await api.deployer.status());
+  });
+  r.post('/environments/:name/deploy', (req, res) => {
+    const body = objectBody(req.body, ['run', 'stage', 'via']);
+    const name = String(req.params.name);
+    const runs = body.run !== undefined ? [findRun(api, String(body.run))] : api.store.listRuns(100).filter((r) => r.status === 'succeeded').map((r) => api.store.getRun(r.id)!);
+    const run = runs.find((r) => r.artifacts.length > 0);
+    if (!run) throw bad(body.run !== undefined ? `run #${body.run} recorded no artifact` : 'no succeeded run recorded an artifact yet', 'run the pipeline first; a stage with "artifacts:" records one');
+    const picked = pickArtifact(typeof body.stage === 'string' ? body.stage : undefined, run.artifacts);
+    if (!picked.ok) throw bad(picked.reason);
+    const a = picked.artifact;
+    const result = api.deployer.deploy(
+      { environment: name, artifact: artifactRef(a), runId: run.id, stage: null, commit: run.commit, requestedBy: actor(via(body)) },
+      'manual',
+    );
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(202).json(result.value.deployment);
+  });
+  r.post('/environments/:name/promote', (req, res) => {
+    const body = objectBody(req.body, ['from', 'via']);
+    if (typeof body.from !== 'string') throw bad('"from" must name the environment to promote from', 'e.g. {"from": "staging"}');
+    const result = api.deployer.promote(body.from, String(req.params.name), actor(via(body)));
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(202).json(result.value.deployment);
+  });
+  r.post('/environments/:name/rollback', (req, res) => {
+    const body = objectBody(req.body, ['to', 'via']);
+    if (body.to !== undefined && (!Number.isInteger(body.to) || (body.to as number) < 1)) throw bad('"to" must be a release number');
+    const result = api.deployer.rollback(String(req.params.name), body.to as number | undefined, actor(via(body)));
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(202).json(result.value.deployment);
+  });
+  r.get('/deployments/:id', (req, res) => {
+    const id = Number(String(req.params.id).replace(/^#/, ''));
+    const d = Number.isSafeInteger(id) ? api.store.getDeployment(id) : undefined;
+    if (!d) throw new HttpError(404, { error: `no deployment #${req.params.id}` });
+    res.json(d);
+  });
+  r.get('/approvals', (_req, res) => {
+    res.json(api.store.pendingApprovals());
+  });
+  for (const verdict of ['approve', 'reject'] as const) {
+    r.post(`/approvals/:id/${verdict}`, (req, res) => {
+      const body = objectBody(req.body, ['reason', 'via']);
+      if (body.reason !== undefined && (typeof body.reason !== 'string' || body.reason.length > 2000)) throw bad('"reason" must be a short text');
+      const id = Number(String(req.params.id).replace(/^#/, ''));
+      if (!Number.isSafeInteger(id)) throw bad(`"${String(req.params.id).slice(0, 40)}" is not an approval number`);
+      const result = api.deployer[verdict](id, actor(via(body)), (body.reason as string | undefined) ?? null);
+      if (!result.ok) throw new HttpError(result.error.error.startsWith('no approval') ? 404 : 409, result.error);
+      res.json(result.value);
+    });
+  }
   app.use('/api', r);
 
   app.use((req, res) => {
@@ -226,6 +283,21 @@ function strParam(v: unknown, name: string): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || v.length > 200) throw bad(`${name} must be one short string`);
   return v;
+}
+
+/** A JSON object body with only the named keys (an empty body is an empty object). */
+function objectBody(body: unknown, keys: string[]): Record<string, unknown> {
+  if (body === undefined) return {};
+  if (!isObject(body)) throw bad('the body must be a JSON object');
+  for (const key of Object.keys(body)) {
+    if (!keys.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}"`, `fields: ${keys.join(', ')}`);
+  }
+  return body;
+}
+
+/** Who is calling, as the client says: cli, editor, api. */
+function via(body: Record<string, unknown>): string {
+  return typeof body.via === 'string' && /^[a-z-]{1,20}$/.test(body.via) ? body.via : 'api';
 }
 
 const START_KEYS = new Set(['stages', 'commit', 'workingTree', 'trigger']);

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { ArtifactInfo, StepInfo, StepStatus } from '../protocol';
+import type { ArtifactInfo, ArtifactRef, StepInfo, StepStatus } from '../protocol';
 import { actor } from '../deploy/deployer';
 import type { AttemptContext, AttemptOutcome, StageExecutor } from './executor';
 
@@ -40,9 +40,9 @@ export class DeployExecutor implements StageExecutor {
     if (!ctx.deployer) return end({ status: 'failed', message: 'this agent has no deploy phase' });
     const a = picked.artifact;
     log(`deploying ${a.stage}/${a.path} (${a.digest}) to ${environment}`);
-    const result = await ctx.deployer.deploy({
+    const result = ctx.deployer.deploy({
       environment,
-      artifact: { kind: 'files', digest: a.digest, name: path.basename(a.path) },
+      artifact: artifactRef(a),
       runId: ctx.runId,
       stage: ctx.stage.name,
       commit: ctx.commit,
@@ -55,7 +55,7 @@ export class DeployExecutor implements StageExecutor {
       onProgress: log,
     });
     if (!result.ok) return end({ status: 'failed', message: `${result.error.error}${result.error.fix ? ` (${result.error.fix})` : ''}` });
-    const d = result.value;
+    const d = await result.value.done;
     switch (d.status) {
       case 'succeeded':
         return end({ status: 'succeeded', message: null });
@@ -69,6 +69,13 @@ export class DeployExecutor implements StageExecutor {
         return end({ status: 'failed', message: `deploy #${d.id} to ${environment} failed: ${firstLine(d.reason)}` });
     }
   }
+}
+
+/** An artifact as a release names it: an image by repository and digest, a file by digest. */
+export function artifactRef(a: ArtifactInfo): ArtifactRef {
+  return a.kind === 'image'
+    ? { kind: 'image', repository: a.path.replace(/:[^:/]+$/, ''), digest: a.digest }
+    : { kind: 'files', digest: a.digest, name: path.basename(a.path) };
 }
 
 function firstLine(s: string | null): string {

@@ -1,5 +1,5 @@
-import type { DeployRequest } from '../deploy/deployer';
-import type { AgentEvent, ApiError, ArtifactInfo, DeploymentInfo, StageConfig, StageKind } from '../protocol';
+import type { DeployRequest, Scheduled } from '../deploy/deployer';
+import type { AgentEvent, ApiError, ArtifactInfo, StageConfig, StageKind } from '../protocol';
 import type { Result } from '../util/lifecycle';
 import type { Masker } from '../engine/secrets';
 
@@ -37,7 +37,7 @@ export interface AttemptContext {
 
 /** What a deploy stage needs of the deploy phase. */
 export interface DeployPort {
-  deploy(req: DeployRequest): Promise<Result<DeploymentInfo, ApiError>>;
+  deploy(req: DeployRequest): Result<Scheduled, ApiError>;
 }
 
 export type AbortReason = 'cancel' | 'timeout';

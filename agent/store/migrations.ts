@@ -127,5 +127,6 @@ export const MIGRATIONS: readonly string[] = [
     body          TEXT NOT NULL
   );
   CREATE INDEX approvals_status ON approvals(status);
+  ALTER TABLE artifacts ADD COLUMN kind TEXT NOT NULL DEFAULT 'file';
   `,
 ];

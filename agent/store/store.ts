@@ -111,7 +111,7 @@ export class Store implements IDisposable {
         ON CONFLICT(run_id, stage, attempt, idx) DO UPDATE SET status=excluded.status, exit_code=excluded.exit_code, started_at=excluded.started_at, finished_at=excluded.finished_at`),
       insertTest: db.prepare(`INSERT OR REPLACE INTO test_results (run_id, stage, attempt, ord, suite, name, status, duration_ms, message, expected, actual, stack, file, line, col)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertArtifact: db.prepare('INSERT OR REPLACE INTO artifacts (run_id, stage, path, digest, size) VALUES (?, ?, ?, ?, ?)'),
+      insertArtifact: db.prepare('INSERT OR REPLACE INTO artifacts (run_id, stage, path, digest, size, kind) VALUES (?, ?, ?, ?, ?, ?)'),
       eventsSince: db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
       listRuns: db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?'),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
@@ -213,7 +213,7 @@ export class Store implements IDisposable {
         break;
       case 'artifact.recorded': {
         const a = e.artifact;
-        this.stmts.insertArtifact.run(a.runId, a.stage, a.path, a.digest, a.size);
+        this.stmts.insertArtifact.run(a.runId, a.stage, a.path, a.digest, a.size, a.kind);
         break;
       }
       case 'release.created': {
@@ -492,6 +492,7 @@ interface TestRow {
 interface ArtifactRow {
   run_id: number;
   stage: string;
+  kind: ArtifactInfo['kind'];
   path: string;
   digest: string;
   size: number;
@@ -548,6 +549,7 @@ const toTest = (r: TestRow): TestResult => ({
 const toArtifact = (r: ArtifactRow): ArtifactInfo => ({
   runId: r.run_id,
   stage: r.stage,
+  kind: r.kind,
   path: r.path,
   digest: r.digest,
   size: r.size,

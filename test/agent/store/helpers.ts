@@ -85,7 +85,7 @@ export function completeRun(id: number): AgentEvent[] {
     { type: 'log', runId: id, stage: 'build', attempt: 1, step: 0, text: 'compiling\n' },
     { type: 'step.changed', step: step(id, 'build', 0, 'succeeded', 0) },
     { type: 'stage.changed', stage: stage(id, 'build', 'succeeded') },
-    { type: 'artifact.recorded', artifact: { runId: id, stage: 'build', path: 'dist/app.js', digest: 'sha256:00ff', size: 1234 } },
+    { type: 'artifact.recorded', artifact: { runId: id, stage: 'build', kind: 'file', path: 'dist/app.js', digest: 'sha256:00ff', size: 1234 } },
     { type: 'stage.changed', stage: stage(id, 'test', 'running') },
     {
       type: 'tests.reported',
