@@ -521,6 +521,15 @@ export const DISCOVERY_FILE = '.conveyor/agent.json';
  * | GET    | /api/runs/:id/logs                    | ?stage=S&attempt=A&step=I          | text/plain       |
  * | GET    | /api/runs/:id/tests                   |                                    | StageTestResults[] |
  * | GET    | /api/events                           | ?since=N&limit=M                   | SequencedEvent[] |
+ * | GET    | /api/watch                            |                                    | WatchState       |
+ * | POST   | /api/watch                            | { enabled: boolean }               | WatchState       |
+ * | GET    | /api/environments                     |                                    | EnvironmentStatus[] |
+ * | POST   | /api/environments/:name/deploy        | { run?, stage?, via? }             | 202 DeploymentInfo |
+ * | POST   | /api/environments/:name/promote       | { from, via? }                     | 202 DeploymentInfo |
+ * | POST   | /api/environments/:name/rollback      | { to?, via? }                      | 202 DeploymentInfo |
+ * | GET    | /api/deployments/:id                  |                                    | DeploymentInfo   |
+ * | GET    | /api/approvals                        | (pending ones)                     | ApprovalInfo[]   |
+ * | POST   | /api/approvals/:id/approve, /reject   | { reason?, via? }                  | ApprovalInfo     |
  * | WS     | /api/events                           | ?since=N (token: header or ?token=)| ServerMessage*   |
  *
  * Errors answer `ApiError` with a 4xx status.
@@ -550,6 +559,18 @@ export interface Health {
   activeRuns: number[];
   /** The SQLite engine the history runs on: native (better-sqlite3) or wasm (node-sqlite3-wasm). */
   sqlite: 'native' | 'wasm';
+}
+
+/** The develop loop: whether saves start runs, and what it watches. */
+export interface WatchState {
+  /** Saves start runs (the editor's continuous run toggles this). */
+  enabled: boolean;
+  /** The watcher is ready (its first scan of the tree is done). */
+  ready: boolean;
+  /** The stages a save run asks for. */
+  stages: string[];
+  /** Why the loop cannot run, when it cannot (no watch stages, invalid config, ...). */
+  problem: string | null;
 }
 
 export interface ApiError {
