@@ -1,0 +1,94 @@
+import { performance } from 'node:perf_hooks';
+import * as vscode from 'vscode';
+import { registerCancelRun } from './commands/cancelRun';
+import { registerCreateStarterConfig } from './commands/createStarterConfig';
+import type { CommandDeps } from './commands/deps';
+import { registerOpenCommit } from './commands/openCommit';
+import { registerRefresh } from './commands/refresh';
+import { registerRerunRun } from './commands/rerunRun';
+import { registerRestartAgent } from './commands/restartAgent';
+import { registerRevealRun } from './commands/revealRun';
+import { registerRunPipeline } from './commands/runPipeline';
+import { registerRunStage } from './commands/runStage';
+import { registerShowAgentLog } from './commands/showAgentLog';
+import { registerShowLogs } from './commands/showLogs';
+import { registerStartAgent } from './commands/startAgent';
+import { registerStopAgent } from './commands/stopAgent';
+import { registerValidateConfig } from './commands/validateConfig';
+import { COMMIT_SCHEME, CommitDocumentProvider } from './commit';
+import { ENVIRONMENTS_VIEW, PIPELINES_VIEW } from './constants';
+import { ConfigDiagnostics } from './diagnostics/configDiagnostics';
+import { LogTerminals } from './logs/logTerminals';
+import { SessionManager } from './session/sessionManager';
+import { StatusBarController } from './statusBar';
+import { registerTesting, type ConveyorTesting } from './testing/testing';
+import { EnvironmentsProvider } from './views/environments/environmentsProvider';
+import type { PipelineNode } from './views/pipelines/nodes';
+import { PipelinesProvider } from './views/pipelines/pipelinesProvider';
+
+/** What activate() returns: the extension's parts, for its integration tests. */
+export interface ConveyorTestApi {
+  /** How long activate() took, in milliseconds. */
+  activationMs: number;
+  sessions: SessionManager;
+  pipelines: PipelinesProvider;
+  pipelinesView: vscode.TreeView<PipelineNode>;
+  environments: EnvironmentsProvider;
+  diagnostics: ConfigDiagnostics;
+  logTerminals: LogTerminals;
+  statusBar: StatusBarController;
+  testing: ConveyorTesting;
+}
+
+export interface ConveyorExports {
+  testApi: ConveyorTestApi;
+}
+
+/**
+ * Wires the parts together and returns at once: the agent is found or started in the
+ * background (SessionManager.start), so activation does no I/O of its own.
+ */
+export function activate(context: vscode.ExtensionContext): ConveyorExports {
+  const started = performance.now();
+  const log = vscode.window.createOutputChannel('Conveyor', { log: true });
+  const agentOutput = vscode.window.createOutputChannel('Conveyor Agent');
+  context.subscriptions.push(log, agentOutput);
+
+  const sessions = new SessionManager({ log, agentOutput, bundledCli: context.asAbsolutePath('dist/cli.js') });
+  const pipelines = new PipelinesProvider(sessions);
+  const pipelinesView = vscode.window.createTreeView<PipelineNode>(PIPELINES_VIEW, { treeDataProvider: pipelines, showCollapseAll: true });
+  const environments = new EnvironmentsProvider(sessions);
+  const environmentsView = vscode.window.createTreeView(ENVIRONMENTS_VIEW, { treeDataProvider: environments });
+  const diagnostics = new ConfigDiagnostics(sessions, log);
+  const logTerminals = new LogTerminals(log);
+  const statusBar = new StatusBarController(sessions);
+  // Disposed with the extension: the sessions stop the agents they started.
+  context.subscriptions.push(sessions, pipelines, pipelinesView, environments, environmentsView, diagnostics, logTerminals, statusBar);
+  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(COMMIT_SCHEME, new CommitDocumentProvider()));
+
+  const deps: CommandDeps = { sessions, pipelines, pipelinesView, logTerminals, diagnostics, log, agentOutput };
+  registerRunPipeline(context, deps);
+  registerRunStage(context, deps);
+  registerCancelRun(context, deps);
+  registerRerunRun(context, deps);
+  registerShowLogs(context, deps);
+  registerValidateConfig(context, deps);
+  registerStartAgent(context, deps);
+  registerStopAgent(context, deps);
+  registerRestartAgent(context, deps);
+  registerShowAgentLog(context, deps);
+  registerCreateStarterConfig(context, deps);
+  registerOpenCommit(context, deps);
+  registerRefresh(context, deps);
+  registerRevealRun(context, deps);
+  const testing = registerTesting(context, { sessions, log });
+
+  sessions.start();
+  const activationMs = performance.now() - started;
+  log.info(`activate() took ${activationMs.toFixed(1)} ms`);
+  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, diagnostics, logTerminals, statusBar, testing } };
+}
+
+export function deactivate(): void {
+  // Everything is in context.subscriptions.
+}
