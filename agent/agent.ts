@@ -8,12 +8,13 @@ import { Engine } from './engine/engine';
 import { findRepo, type RepoInfo } from './engine/git';
 import { resolveSecrets } from './engine/secrets';
 import { Runtimes } from './runtimes/runtimes';
-import type { AgentDiscovery, ConfigState, Diagnostic, Health } from './protocol';
+import type { AgentDiscovery, ConfigState, Diagnostic, Health, WatchState } from './protocol';
 import { DISCOVERY_FILE, PROTOCOL_VERSION } from './protocol';
 import { startServer, type ServerHandle } from './server/server';
 import { Store } from './store/store';
 import { reportUnexpected } from './util/lifecycle';
 import { CommitWatcher } from './watch/commits';
+import { DevelopLoop } from './watch/develop';
 
 export const VERSION: string = packageVersion;
 
@@ -28,6 +29,8 @@ export interface AgentOptions {
   pollMs?: number;
   /** Start ready stages in random order (exposes missing needs). */
   shuffle?: boolean;
+  /** Run the develop loop (save runs) when the config declares watch stages. Default true. */
+  watch?: boolean;
   /** Environment for steps. Default: the agent's. */
   env?: NodeJS.ProcessEnv;
 }
@@ -57,6 +60,9 @@ export class Agent {
   private commitWatcher: CommitWatcher | undefined;
   private configTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private develop: DevelopLoop | undefined;
+  private developKey = '';
+  private watchEnabled: boolean;
 
   private constructor(
     private readonly opts: AgentOptions,
@@ -69,6 +75,7 @@ export class Agent {
     this.conveyorDir = conveyorDir;
     this.store = store;
     this.configState = config;
+    this.watchEnabled = opts.watch !== false;
     this.runtimes = new Runtimes({
       conveyorDir,
       store,
@@ -130,6 +137,7 @@ export class Agent {
     this.server = await startServer(this, this.token, this.opts.port ?? 0);
     this.writeDiscovery();
     this.watchConfig();
+    this.updateDevelopLoop();
     if (this.opts.commitTrigger !== false && this.repo) {
       this.commitWatcher = new CommitWatcher({
         cwd: this.workspace,
@@ -185,6 +193,55 @@ export class Agent {
     return analyzeConfigText(text, path.join(this.workspace, CONFIG_FILE_NAMES[0]), { defaultName: path.basename(this.workspace) }).diagnostics;
   }
 
+  /** The save stages the config declares: watch.stages, else every stage whose when includes save. */
+  private saveStages(): string[] {
+    if (!this.configState.valid) return [];
+    const c = this.configState.config;
+    return c.watch.stages.length ? c.watch.stages : c.pipeline.stages.filter((s) => s.when.includes('save')).map((s) => s.name);
+  }
+
+  watchState(): WatchState {
+    const stages = this.saveStages();
+    let problem: string | null = null;
+    if (!this.configState.valid) problem = 'conveyor.yml is not valid';
+    else if (stages.length === 0) problem = 'no stage runs on save: add "watch: { stages: [test] }" or "when: [save]" to a stage';
+    return { enabled: this.watchEnabled, ready: !!this.develop && this.develop.state !== 'starting', stages, problem };
+  }
+
+  /** Turns the develop loop on or off (the editor's continuous run). */
+  setWatch(enabled: boolean): WatchState {
+    this.watchEnabled = enabled;
+    this.updateDevelopLoop();
+    return this.watchState();
+  }
+
+  /** Starts, restarts or stops the develop loop to match the config and the switch. */
+  private updateDevelopLoop(): void {
+    const stages = this.saveStages();
+    const wanted = this.watchEnabled && !this.stopped && stages.length > 0 && this.configState.valid;
+    const key = wanted && this.configState.valid ? JSON.stringify([this.configState.config.watch, stages]) : '';
+    if (key === this.developKey) return;
+    this.developKey = key;
+    this.develop?.dispose();
+    this.develop = undefined;
+    if (!wanted || !this.configState.valid) return;
+    const watch = this.configState.config.watch;
+    this.develop = new DevelopLoop({
+      root: this.workspace,
+      watch,
+      start: async (impact) => {
+        const r = await this.engine.start({ trigger: 'save', workingTree: true, stages, impact });
+        if (r.ok) await this.engine.whenFinished(r.value.id);
+        else process.emitWarning(`no save run: ${r.error.error}`);
+      },
+    });
+  }
+
+  /** Resolves when the develop loop has listed the tree and built its import graph. */
+  async developReady(): Promise<void> {
+    await this.develop?.ready;
+  }
+
   /** Looks at the branch tips now instead of at the next interval. */
   async lookForCommits(): Promise<void> {
     await this.commitWatcher?.look();
@@ -206,6 +263,7 @@ export class Agent {
         if (this.stopped || JSON.stringify(next) === JSON.stringify(this.configState)) return;
         this.configState = next;
         this.store.append({ type: 'config.changed', state: next });
+        this.updateDevelopLoop();
       } catch (e) {
         reportUnexpected(e);
       }
@@ -229,6 +287,9 @@ export class Agent {
     clearTimeout(this.configTimer);
     this.configWatcher?.close();
     this.commitWatcher?.dispose();
+    const develop = this.develop;
+    this.develop = undefined;
+    await develop?.close();
     await this.engine.shutdown();
     this.deployer.dispose();
     this.runtimes.dispose();

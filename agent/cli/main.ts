@@ -163,6 +163,7 @@ async function cmdAgent(args: string[]): Promise<number> {
       workspace: { type: 'string', short: 'C' },
       port: { type: 'string' },
       'no-commit-trigger': { type: 'boolean', default: false },
+      'no-watch': { type: 'boolean', default: false },
       'poll-ms': { type: 'string' },
     },
   });
@@ -179,6 +180,7 @@ async function cmdAgent(args: string[]): Promise<number> {
       workspace,
       port,
       commitTrigger: !values['no-commit-trigger'],
+      watch: !values['no-watch'],
       pollMs: values['poll-ms'] ? Number(values['poll-ms']) : undefined,
       shuffle: process.env.CONVEYOR_SHUFFLE === '1',
     });

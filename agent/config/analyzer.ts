@@ -1368,8 +1368,10 @@ class Analysis {
       if (!isPlainObject(st)) return;
       const base = ['pipeline', 'stages', String(i)];
       const kind = own(st, 'kind') ?? 'command';
-      if (kind === 'command' && own(st, 'run') === undefined) this.missingKey(base, 'run');
-      if (kind === 'image' && own(st, 'image') === undefined) this.missingKey(base, 'image');
+      // A missing key written with a typo is reported once, as the unknown key with its did-you-mean.
+      const misspelt = (key: string) => Object.keys(st).some((k) => k !== key && closest(k, [key]) === key);
+      if (kind === 'command' && own(st, 'run') === undefined && !misspelt('run')) this.missingKey(base, 'run');
+      if (kind === 'image' && own(st, 'image') === undefined && !misspelt('image')) this.missingKey(base, 'image');
       if (kind !== 'deploy') return;
       const env = own(st, 'environment');
       if (env === undefined) {

@@ -8,7 +8,7 @@ import type { Deployer } from '../deploy/deployer';
 import { actor } from '../deploy/deployer';
 import type { Engine } from '../engine/engine';
 import { artifactRef, pickArtifact } from '../steps/deploy';
-import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRunRequest } from '../protocol';
+import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRunRequest, WatchState } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
 import { stepLogName } from '../steps/executor';
 import type { Store } from '../store/store';
@@ -24,6 +24,8 @@ export interface AgentApi {
   readonly conveyorDir: string;
   health(): Health;
   config(): ConfigState;
+  watchState(): WatchState;
+  setWatch(enabled: boolean): WatchState;
   validate(text: string): Diagnostic[];
 }
 
@@ -131,6 +133,14 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     const since = intParam(req.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(req.query.limit, 'limit', 1000, 1, 10000);
     res.json(api.store.events(since, limit));
+  });
+  r.get('/watch', (_req, res) => {
+    res.json(api.watchState());
+  });
+  r.post('/watch', (req, res) => {
+    const body = objectBody(req.body, ['enabled']);
+    if (typeof body.enabled !== 'boolean') throw bad('"enabled" must be true or false');
+    res.json(api.setWatch(body.enabled));
   });
   r.get('/environments', async (_req, res) => {
     res.json(await api.deployer.status());

@@ -107,7 +107,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
 
   it('unknown-key: without a close match, listing the allowed keys', () => {
     assert.deepEqual(lines(yaml('pipeline:', '  stages:', '    - name: test', '      run: npm test', '      flavour: vanilla')), [
-      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact)',
+      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact, image)',
     ]);
   });
 
@@ -145,7 +145,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
     assert.equal(d.code, 'invalid-value');
     assert.equal(
       formatDiagnosticLine(d),
-      'conveyor.yml:4:13: error: "kind" must be "command" or "deploy", not "comand" (fix: did you mean "command"?)',
+      'conveyor.yml:4:13: error: "kind" must be one of "command", "image" or "deploy", not "comand" (fix: did you mean "command"?)',
     );
   });
 

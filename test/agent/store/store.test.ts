@@ -136,7 +136,7 @@ for (const engine of ENGINES) {
         detail.steps.map((st) => [st.stage, st.index, st.status, st.exitCode]),
         [['build', 0, 'succeeded', 0]],
       );
-      assert.deepEqual(detail.artifacts, [{ runId: 1, stage: 'build', path: 'dist/app.js', digest: 'sha256:00ff', size: 1234 }]);
+      assert.deepEqual(detail.artifacts, [{ runId: 1, stage: 'build', kind: 'file', path: 'dist/app.js', digest: 'sha256:00ff', size: 1234 }]);
 
       const tests = s.getTests(1);
       assert.equal(tests.length, 1);
