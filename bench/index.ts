@@ -6,6 +6,8 @@ import { benchOrchestration } from './orchestration';
 import { benchStore } from './store';
 import { benchDeployDocker } from './deploy-docker';
 import { benchBlueGreen } from './bluegreen';
+import { benchDevelop } from './develop';
+import { benchWatch } from './watch';
 import type { BenchResult } from './util';
 
 /**
@@ -18,6 +20,8 @@ const ALL: Record<string, () => Promise<BenchResult>> = {
   store: benchStore,
   'deploy-docker': benchDeployDocker,
   bluegreen: benchBlueGreen,
+  develop: benchDevelop,
+  watch: benchWatch,
 };
 
 async function main(): Promise<void> {
