@@ -5,7 +5,7 @@ import { version as packageVersion } from '../package.json';
 import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
 import { Deployer } from './deploy/deployer';
 import { Engine } from './engine/engine';
-import { findRepo, type RepoInfo } from './engine/git';
+import { findRepo, git, GitError, type RepoInfo } from './engine/git';
 import { resolveSecrets } from './engine/secrets';
 import { Runtimes } from './runtimes/runtimes';
 import type { AgentDiscovery, ConfigState, Diagnostic, Health, WatchState } from './protocol';
@@ -59,6 +59,7 @@ export class Agent {
   private configWatcher: fs.FSWatcher | undefined;
   private commitWatcher: CommitWatcher | undefined;
   private configTimer: NodeJS.Timeout | undefined;
+  private previewTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private develop: DevelopLoop | undefined;
   private developKey = '';
@@ -87,6 +88,10 @@ export class Agent {
       runtime: (name) => this.runtimes.get(name),
       publicPort: (env) => this.runtimes.publicPort(env),
       route: (environment, port, upstream) => this.runtimes.switchboard.route(environment, port, upstream),
+      freePort: (environment) => {
+        this.runtimes.switchboard.close(environment);
+        this.store.deleteMeta(`port:${environment}`);
+      },
       secrets: () => {
         const names = this.configState.valid ? this.configState.config.secrets : [];
         return Object.fromEntries(resolveSecrets(names, workspace, opts.env ?? process.env).values);
@@ -138,6 +143,7 @@ export class Agent {
     this.writeDiscovery();
     this.watchConfig();
     this.updateDevelopLoop();
+    this.schedulePreviewPrune();
     if (this.opts.commitTrigger !== false && this.repo) {
       this.commitWatcher = new CommitWatcher({
         cwd: this.workspace,
@@ -225,10 +231,15 @@ export class Agent {
     this.develop?.dispose();
     this.develop = undefined;
     if (!wanted || !this.configState.valid) return;
-    const watch = this.configState.config.watch;
+    const c = this.configState.config;
+    // What the pipeline writes (reports, artifacts) must not start the next save run.
+    const outputs = c.pipeline.stages.flatMap((s) => [
+      ...(s.report ? [path.posix.join(s.workdir, s.report.path)] : []),
+      ...s.artifacts.map((a) => path.posix.join(s.workdir, a)),
+    ]);
     this.develop = new DevelopLoop({
       root: this.workspace,
-      watch,
+      watch: { ...c.watch, exclude: [...c.watch.exclude, ...outputs] },
       start: async (impact) => {
         const r = await this.engine.start({ trigger: 'save', workingTree: true, stages, impact });
         if (r.ok) await this.engine.whenFinished(r.value.id);
@@ -240,6 +251,28 @@ export class Agent {
   /** Resolves when the develop loop has listed the tree and built its import graph. */
   async developReady(): Promise<void> {
     await this.develop?.ready;
+  }
+
+  /** Destroys previews whose branch was deleted; looks every few seconds while previews exist. */
+  async prunePreviews(): Promise<string[]> {
+    if (!this.repo) return [];
+    return this.deployer.prunePreviews(async (branch) => {
+      try {
+        await git(this.workspace, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`]);
+        return true;
+      } catch (e) {
+        // show-ref answers 1 for a missing ref; anything else (a locked repo) is not a deletion.
+        return !(e instanceof GitError && e.code === 1);
+      }
+    });
+  }
+
+  private schedulePreviewPrune(): void {
+    if (this.stopped) return;
+    this.previewTimer = setTimeout(() => {
+      const work = this.store.previews().length ? this.prunePreviews() : Promise.resolve([]);
+      void work.catch(reportUnexpected).finally(() => this.schedulePreviewPrune());
+    }, this.opts.pollMs ?? 5000);
   }
 
   /** Looks at the branch tips now instead of at the next interval. */
@@ -285,6 +318,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.configTimer);
+    clearTimeout(this.previewTimer);
     this.configWatcher?.close();
     this.commitWatcher?.dispose();
     const develop = this.develop;

@@ -174,6 +174,8 @@ export interface EnvironmentConfig {
   containerPort: number;
   env: Record<string, string>;
   replicas: number;
+  /** A template: not deployed itself, but instantiated per branch as a preview environment. */
+  preview: boolean;
   /** Every key as written, for runtime-specific settings (resources, ...). */
   settings: Record<string, unknown>;
 }
@@ -431,6 +433,15 @@ export interface ApprovalInfo {
   reason: string | null;
 }
 
+/** An environment made from a preview template for one branch: preview-feature-login. */
+export interface PreviewInfo {
+  name: string;
+  template: string;
+  branch: string;
+  createdAt: string;
+  createdBy: string;
+}
+
 /** What is known of one environment now: for the Environments tree and `conveyor envs`. */
 export interface EnvironmentStatus {
   name: string;
@@ -449,6 +460,8 @@ export interface EnvironmentStatus {
   queue: DeploymentInfo[];
   /** The deployment in progress, if any. */
   current: DeploymentInfo | null;
+  /** Set for a preview environment: its template and branch. */
+  preview: PreviewInfo | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,7 +493,9 @@ export type AgentEvent =
   | { type: 'deployment.changed'; deployment: DeploymentInfo }
   | { type: 'deployment.progress'; deploymentId: number; environment: string; message: string }
   | { type: 'approval.changed'; approval: ApprovalInfo }
-  | { type: 'environment.health'; environment: string; health: HealthStatus; release: number | null };
+  | { type: 'environment.health'; environment: string; health: HealthStatus; release: number | null }
+  | { type: 'preview.created'; preview: PreviewInfo }
+  | { type: 'preview.destroyed'; name: string; reason: string };
 
 export type AgentEventType = AgentEvent['type'];
 
@@ -530,6 +545,9 @@ export const DISCOVERY_FILE = '.conveyor/agent.json';
  * | GET    | /api/deployments/:id                  |                                    | DeploymentInfo   |
  * | GET    | /api/approvals                        | (pending ones)                     | ApprovalInfo[]   |
  * | POST   | /api/approvals/:id/approve, /reject   | { reason?, via? }                  | ApprovalInfo     |
+ * | GET    | /api/previews                         |                                    | PreviewInfo[]    |
+ * | POST   | /api/previews                         | { branch, template?, via? }        | 201 { preview, deployment } |
+ * | DELETE | /api/previews/:name                   |                                    | { destroyed }    |
  * | WS     | /api/events                           | ?since=N (token: header or ?token=)| ServerMessage*   |
  *
  * Errors answer `ApiError` with a 4xx status.

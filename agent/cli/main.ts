@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
 import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
-import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
+import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
 import { FINISHED_RUN_STATUSES } from '../protocol';
 import { setUnexpectedErrorHandler } from '../util/lifecycle';
 import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
@@ -35,6 +35,8 @@ Commands:
   approve ID [--reason T] / reject ID [--reason T]
                          decide a pending approval (conveyor envs lists them)
   rollback ENV [--to N]  deploy an earlier release again (default: the one before the live one)
+  preview create --branch B [--template T] | preview destroy NAME | preview list
+                         preview environments: one per branch, from a template
   agent                  run the agent in the foreground (other commands start it in the background)
   stop                   stop the background agent
 
@@ -96,6 +98,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdStop(rest, base);
       case 'envs':
         return await cmdEnvs(rest, base);
+      case 'preview':
+        return await cmdPreview(rest, base);
       case 'deploy':
         return await cmdDeploy(rest, base);
       case 'promote':
@@ -586,6 +590,42 @@ async function cmdRollback(args: string[], c: Common): Promise<number> {
     via: 'cli',
   });
   return followDeployment(agent, d, since, c);
+}
+
+async function cmdPreview(args: string[], c: Common): Promise<number> {
+  const [verb, ...rest] = args;
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...COMMON_OPTIONS, branch: { type: 'string', short: 'b' }, template: { type: 'string' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (verb === 'list') {
+    const agent = await client(c);
+    const previews = await agent.request<PreviewInfo[]>('GET', '/previews');
+    if (c.json) c.out(JSON.stringify(previews, null, 2));
+    else if (previews.length === 0) c.out('no preview environments: conveyor preview create --branch B');
+    else for (const p of previews) c.out(`${p.name} · branch ${p.branch} · from ${p.template} · ${ago(p.createdAt)} by ${p.createdBy}`);
+    return EXIT.ok;
+  }
+  if (verb === 'create') {
+    if (!values.branch) throw new UsageError('conveyor preview create --branch B [--template T]');
+    const agent = await client(c);
+    const since = (await agent.health()).lastSeq;
+    const r = await agent.request<{ preview: PreviewInfo; deployment: DeploymentInfo | null }>('POST', '/previews', { branch: values.branch, template: values.template, via: 'cli' });
+    if (!c.json) c.out(`preview ${r.preview.name} for branch ${r.preview.branch}`);
+    if (!r.deployment) {
+      if (c.json) c.out(JSON.stringify(r, null, 2));
+      else c.out(`no green run of ${values.branch} has an artifact yet: run it (conveyor run --commit ${values.branch}), then conveyor deploy ${r.preview.name}`);
+      return EXIT.ok;
+    }
+    return followDeployment(agent, r.deployment, since, c);
+  }
+  if (verb === 'destroy') {
+    if (!positionals[0]) throw new UsageError('conveyor preview destroy NAME (conveyor preview list shows them)');
+    const agent = await client(c);
+    const r = await agent.request<{ destroyed: PreviewInfo }>('DELETE', `/previews/${encodeURIComponent(positionals[0])}`);
+    if (c.json) c.out(JSON.stringify(r, null, 2));
+    else c.out(`destroyed ${r.destroyed.name}`);
+    return EXIT.ok;
+  }
+  throw new UsageError('conveyor preview create --branch B | preview destroy NAME | preview list');
 }
 
 async function cmdDecide(verdict: 'approve' | 'reject', args: string[], c: Common): Promise<number> {

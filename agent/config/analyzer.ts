@@ -1490,6 +1490,7 @@ class Analysis {
         containerPort: (own(e, 'containerPort') as number | undefined) ?? 8080,
         env: Object.fromEntries(Object.entries(envIn).map(([k, v]) => [k, String(v)])),
         replicas: (own(e, 'replicas') as number | undefined) ?? 1,
+        preview: own(e, 'preview') === true,
         settings: Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'runtime' && k !== 'promotion')),
       };
     });

@@ -8,6 +8,7 @@ import type {
   EnvironmentConfig,
   EnvironmentStatus,
   HealthStatus,
+  PreviewInfo,
   Release,
   RuntimeName,
 } from '../protocol';
@@ -35,6 +36,8 @@ export interface DeployerOptions {
   publicPort(env: EnvironmentConfig): Promise<number>;
   /** Secret values for the service's environment. */
   secrets(): Record<string, string>;
+  /** Forgets the port kept for an environment (a destroyed preview). */
+  freePort?(environment: string): void;
   /** Points an environment's public port at an instance (after a restart, to instances that kept running). */
   route(environment: string, publicPort: number, upstream: string): Promise<void>;
 }
@@ -90,15 +93,96 @@ export class Deployer implements IDisposable {
     this.nextApproval = opts.store.nextApprovalId();
   }
 
+  /** Every deployable environment: the declared ones that are not templates, and the live previews. */
+  private environments(): EnvironmentConfig[] {
+    const state = this.opts.currentConfig();
+    if (!state.valid) return [];
+    const declared = state.config.environments;
+    const previews = this.opts.store
+      .previews()
+      .map((p) => {
+        const template = declared.find((e) => e.name === p.template && e.preview);
+        return template ? ({ ...template, name: p.name, port: null, preview: false } as EnvironmentConfig) : undefined;
+      })
+      .filter((e): e is EnvironmentConfig => !!e);
+    return [...declared.filter((e) => !e.preview), ...previews];
+  }
+
   private environment(name: string): Result<EnvironmentConfig, ApiError> {
     const state = this.opts.currentConfig();
     if (!state.valid) return err({ error: 'conveyor.yml is not valid', fix: 'run "conveyor validate"', diagnostics: state.diagnostics });
-    const env = state.config.environments.find((e) => e.name === name);
+    const env = this.environments().find((e) => e.name === name);
     if (!env) {
-      const names = state.config.environments.map((e) => e.name);
+      const template = state.config.environments.find((e) => e.name === name && e.preview);
+      if (template) return err({ error: `"${name}" is a preview template, not an environment`, fix: `make a preview from it: conveyor preview create --branch <branch>` });
+      const names = this.environments().map((e) => e.name);
       return err({ error: `no environment named "${name}"`, fix: names.length ? `environments: ${names.join(', ')}` : 'declare one under "environments:" in conveyor.yml' });
     }
     return ok(env);
+  }
+
+  /**
+   * A preview environment for a branch, from a template (the only one when not named), deployed
+   * with the artifact of the newest green run of that branch. Asking again for the same branch
+   * gives the same preview.
+   */
+  createPreview(branch: string, template: string | undefined, requestedBy: string): Result<{ preview: PreviewInfo; deployment: DeploymentInfo | null; done: Promise<DeploymentInfo> | null }, ApiError> {
+    const state = this.opts.currentConfig();
+    if (!state.valid) return err({ error: 'conveyor.yml is not valid', fix: 'run "conveyor validate"' });
+    const templates = state.config.environments.filter((e) => e.preview);
+    const chosen = template ? templates.find((t) => t.name === template) : templates.length === 1 ? templates[0] : undefined;
+    if (!chosen) {
+      return err({
+        error: templates.length === 0 ? 'no environment is a preview template' : template ? `"${template}" is not a preview template` : 'several preview templates: name one',
+        fix: templates.length === 0 ? 'add "preview: true" to an environment in conveyor.yml' : `templates: ${templates.map((t) => t.name).join(', ')}`,
+      });
+    }
+    const slug = branch.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+    if (!slug) return err({ error: `"${branch}" is not a branch name that makes an environment name` });
+    const name = `${chosen.name}-${slug}`;
+    let preview = this.opts.store.previews().find((p) => p.name === name);
+    if (!preview) {
+      preview = { name, template: chosen.name, branch, createdAt: new Date().toISOString(), createdBy: requestedBy };
+      this.opts.store.append({ type: 'preview.created', preview });
+    }
+    const run = this.opts.store
+      .listRuns(200)
+      .filter((r) => r.branch === branch && r.status === 'succeeded')
+      .map((r) => this.opts.store.getRun(r.id)!)
+      .find((r) => r.artifacts.length === 1);
+    if (!run) return ok({ preview, deployment: null, done: null });
+    const a = run.artifacts[0];
+    const artifact: ArtifactRef = a.kind === 'image' ? { kind: 'image', repository: a.path.replace(/:[^:/]+$/, ''), digest: a.digest } : { kind: 'files', digest: a.digest, name: a.path.split('/').pop()! };
+    const scheduled = this.deploy({ environment: name, artifact, runId: run.id, stage: null, commit: run.commit, requestedBy }, 'manual');
+    if (!scheduled.ok) return scheduled;
+    return ok({ preview, deployment: scheduled.value.deployment, done: scheduled.value.done });
+  }
+
+  /** Stops a preview's instances, frees its port, and forgets it (its history stays). */
+  async destroyPreview(name: string, reason: string): Promise<Result<PreviewInfo, ApiError>> {
+    const preview = this.opts.store.previews().find((p) => p.name === name);
+    if (!preview) return err({ error: `no preview named "${name}"`, fix: 'conveyor preview list shows them' });
+    await this.locks.get(name);
+    const template = this.opts.currentConfig().valid ? (this.opts.currentConfig() as Extract<ConfigState, { valid: true }>).config.environments.find((e) => e.name === preview.template) : undefined;
+    const runtime = this.opts.runtime(template?.runtime ?? 'process');
+    if (runtime.ok) await runtime.value.remove(name);
+    this.watches.get(name)?.dispose();
+    this.watches.delete(name);
+    this.health.delete(name);
+    this.opts.freePort?.(name);
+    this.opts.store.append({ type: 'preview.destroyed', name, reason });
+    return ok(preview);
+  }
+
+  /** Destroys the previews whose branch no longer exists. */
+  async prunePreviews(branchExists: (branch: string) => Promise<boolean>): Promise<string[]> {
+    const gone: string[] = [];
+    for (const p of this.opts.store.previews()) {
+      if (await branchExists(p.branch)) continue;
+      const r = await this.destroyPreview(p.name, `branch ${p.branch} was deleted`);
+      if (r.ok) gone.push(p.name);
+    }
+    return gone;
   }
 
   /**
@@ -370,7 +454,7 @@ export class Deployer implements IDisposable {
     }
     const state = this.opts.currentConfig();
     if (!state.valid) return;
-    for (const env of state.config.environments) {
+    for (const env of this.environments()) {
       const live = this.liveRelease(env.name);
       if (!live) continue;
       const runtime = this.opts.runtime(env.runtime);
@@ -404,7 +488,8 @@ export class Deployer implements IDisposable {
     const state = this.opts.currentConfig();
     if (!state.valid) return [];
     const out: EnvironmentStatus[] = [];
-    for (const env of state.config.environments) {
+    const previews = new Map(this.opts.store.previews().map((p) => [p.name, p]));
+    for (const env of this.environments()) {
       const last = this.opts.store.lastSucceededDeployment(env.name);
       const live = last ? this.opts.store.getRelease(env.name, last.toRelease) ?? null : null;
       let health: HealthStatus = this.health.get(env.name) ?? (live ? 'Progressing' : 'Missing');
@@ -433,6 +518,7 @@ export class Deployer implements IDisposable {
         pendingApproval: pending,
         queue: [...(this.queued.get(env.name) ?? [])],
         current: this.current.get(env.name) ?? null,
+        preview: previews.get(env.name) ?? null,
       });
     }
     return out;

@@ -206,6 +206,8 @@ export class Engine {
       commit = sha;
       title = await commitTitle(this.opts.workspace, sha);
       if (!branch && !req.commit) branch = await currentBranch(this.opts.workspace);
+      // A run asked for by branch name is that branch's run (previews look runs up by branch).
+      if (!branch && req.commit && (await resolveCommit(this.opts.workspace, `refs/heads/${req.commit}`)) === sha) branch = req.commit;
     }
     const stageTrigger: StageTrigger = req.trigger === 'commit' ? 'commit' : req.trigger === 'save' ? 'save' : 'manual';
     const selection = selectStages(config.pipeline.stages, stageTrigger, req.stages);

@@ -181,6 +181,22 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     if (!d) throw new HttpError(404, { error: `no deployment #${req.params.id}` });
     res.json(d);
   });
+  r.get('/previews', (_req, res) => {
+    res.json(api.store.previews());
+  });
+  r.post('/previews', (req, res) => {
+    const body = objectBody(req.body, ['branch', 'template', 'via']);
+    if (typeof body.branch !== 'string' || !body.branch || body.branch.length > 200) throw bad('"branch" must name a branch', 'e.g. {"branch": "feature/login"}');
+    if (body.template !== undefined && typeof body.template !== 'string') throw bad('"template" must name a preview template');
+    const result = api.deployer.createPreview(body.branch, body.template as string | undefined, actor(via(body)));
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.status(201).json({ preview: result.value.preview, deployment: result.value.deployment });
+  });
+  r.delete('/previews/:name', async (req, res) => {
+    const result = await api.deployer.destroyPreview(String(req.params.name), `destroyed by ${actor('api')}`);
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json({ destroyed: result.value });
+  });
   r.get('/approvals', (_req, res) => {
     res.json(api.store.pendingApprovals());
   });

@@ -128,5 +128,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX approvals_status ON approvals(status);
   ALTER TABLE artifacts ADD COLUMN kind TEXT NOT NULL DEFAULT 'file';
+  CREATE TABLE previews (
+    name      TEXT PRIMARY KEY,
+    body      TEXT NOT NULL,
+    destroyed INTEGER NOT NULL DEFAULT 0
+  );
   `,
 ];

@@ -12,6 +12,7 @@ import type {
   StepInfo,
   ApprovalInfo,
   DeploymentInfo,
+  PreviewInfo,
   Release,
   TestImpact,
   TestResult,
@@ -134,6 +135,10 @@ export class Store implements IDisposable {
       getApproval: db.prepare('SELECT body FROM approvals WHERE id = ?'),
       maxApproval: db.prepare('SELECT MAX(id) AS m FROM approvals'),
       pendingApprovals: db.prepare("SELECT body FROM approvals WHERE status = 'pending' ORDER BY id"),
+      upsertPreview: db.prepare('INSERT INTO previews (name, body, destroyed) VALUES (?, ?, 0) ON CONFLICT(name) DO UPDATE SET body = excluded.body, destroyed = 0'),
+      destroyPreview: db.prepare('UPDATE previews SET destroyed = 1 WHERE name = ?'),
+      livePreviews: db.prepare('SELECT body FROM previews WHERE destroyed = 0 ORDER BY name'),
+      deleteMeta: db.prepare('DELETE FROM meta WHERE key = ?'),
       firstSeq: db.prepare('SELECT MIN(seq) AS s FROM events WHERE run_id = ?'),
       maxRunId: db.prepare('SELECT MAX(id) AS m FROM runs'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
@@ -231,6 +236,12 @@ export class Store implements IDisposable {
         this.stmts.upsertApproval.run(a.id, a.deploymentId, a.environment, a.status, JSON.stringify(a));
         break;
       }
+      case 'preview.created':
+        this.stmts.upsertPreview.run(e.preview.name, JSON.stringify(e.preview));
+        break;
+      case 'preview.destroyed':
+        this.stmts.destroyPreview.run(e.name);
+        break;
       case 'agent.started':
       case 'config.changed':
       case 'log':
@@ -239,6 +250,15 @@ export class Store implements IDisposable {
       case 'environment.health':
         break;
     }
+  }
+
+  previews(): PreviewInfo[] {
+    this.flush();
+    return (this.stmts.livePreviews.all() as { body: string }[]).map((r) => JSON.parse(r.body) as PreviewInfo);
+  }
+
+  deleteMeta(key: string): void {
+    this.stmts.deleteMeta.run(key);
   }
 
   releases(environment: string, limit: number): Release[] {
@@ -433,6 +453,8 @@ function runIdOf(e: AgentEvent): number | null {
     case 'config.changed':
     case 'deployment.progress':
     case 'environment.health':
+    case 'preview.created':
+    case 'preview.destroyed':
       return null;
   }
 }

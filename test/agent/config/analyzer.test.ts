@@ -421,6 +421,7 @@ describe('config analyzer: defaults and normalization', () => {
       containerPort: 8080,
       env: {},
       replicas: 1,
+      preview: false,
       settings: {},
     };
     assert.deepEqual(c.environments, [

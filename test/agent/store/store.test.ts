@@ -41,7 +41,7 @@ for (const engine of ENGINES) {
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .all<{ name: string }>()
         .map((r) => r.name);
-      assert.deepEqual(tables, ['approvals', 'artifacts', 'deployments', 'events', 'meta', 'releases', 'runs', 'stages', 'steps', 'test_results']);
+      assert.deepEqual(tables, ['approvals', 'artifacts', 'deployments', 'events', 'meta', 'previews', 'releases', 'runs', 'stages', 'steps', 'test_results']);
       for (const e of completeRun(1)) s.append(e);
       s.setMeta('k', 'v');
       s.dispose();
