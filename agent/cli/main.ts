@@ -358,7 +358,7 @@ async function cmdStatus(args: string[], c: Common): Promise<number> {
     return EXIT.ok;
   }
   c.out(`agent ${health.version} · pid ${health.pid} · http://127.0.0.1:${agent.discovery.port} · up since ${ago(health.startedAt)}`);
-  c.out(`workspace ${health.workspace} · conveyor.yml ${health.configValid ? 'valid' : paint(c.style, 'red', 'has problems (conveyor validate)')}`);
+  c.out(`workspace ${health.workspace} · conveyor.yml ${health.configValid ? 'valid' : paint(c.style, 'red', 'has problems (conveyor validate)')} · history on SQLite (${health.sqlite} engine)`);
   c.out(`active runs: ${health.activeRuns.length ? health.activeRuns.map((id) => `#${id}`).join(', ') : 'none'}`);
   if (detail) {
     c.out('');
