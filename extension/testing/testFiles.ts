@@ -33,14 +33,15 @@ export class TestFileResolver {
 
   /**
    * The test file of a result: its location when that is a test file (always so for a passed
-   * test), else the first stack frame in a test file, else `fallback` (a test already known by
-   * suite and name), else the location's file. Undefined when the report placed it nowhere.
+   * test), else the first stack frame in a test file, else `known()` (the file of a test
+   * already known by suite and name), else the location's file. Undefined when the report
+   * placed it nowhere.
    */
-  fileOf(r: TestResult, fallback?: string): string | undefined {
+  fileOf(r: TestResult, known: () => string | undefined): string | undefined {
     const loc = r.location?.file;
     if (loc && (r.status !== 'failed' || this.isTestFile(loc))) return loc;
     for (const frame of stackFiles(r.stack)) if (this.isTestFile(frame)) return frame;
-    return fallback ?? loc;
+    return known() ?? loc;
   }
 }
 

@@ -156,6 +156,18 @@ export class TestTree {
     return gone;
   }
 
+  /** Removes the items of the folders `gone` names (folder URI strings); returns their tests. */
+  removeFolders(gone: (folder: string) => boolean): vscode.TestItem[] {
+    const removed: vscode.TestItem[] = [];
+    for (const root of this.roots()) {
+      const folder = this.data.get(root)?.folder;
+      if (folder === undefined || !gone(folder)) continue;
+      removed.push(...this.leaves([root]));
+      this.controller.items.delete(root.id);
+    }
+    return removed;
+  }
+
   /** Removes the tests of `file` that `keep` does not hold (renamed or deleted tests); returns them. */
   prune(file: vscode.TestItem, keep: ReadonlySet<vscode.TestItem>): vscode.TestItem[] {
     const gone: vscode.TestItem[] = [];

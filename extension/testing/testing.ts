@@ -24,8 +24,8 @@ interface RunSink {
   requested: readonly vscode.TestItem[];
   reported: Set<vscode.TestItem>;
   problems: ReportProblem[];
-  /** The run's end (owned sinks): its summary. */
-  finished: Deferred<RunSummary>;
+  /** The run's end (owned sinks): its summary; undefined when its folder went away. */
+  finished: Deferred<RunSummary | undefined>;
 }
 
 /** What is gathered of one agent run while it runs. */
@@ -114,6 +114,7 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
       vscode.workspace.onDidDeleteFiles((e) => e.files.forEach((uri) => this.onDeleted(uri))),
       vscode.workspace.onDidRenameFiles((e) => e.files.forEach((f) => this.onDeleted(f.oldUri))),
       vscode.workspace.onDidSaveTextDocument((doc) => this.onSaved(doc)),
+      sessions.onDidChangeSessions(() => this.forgetRemovedFolders()),
     );
     this.feed = new ResultFeed(sessions, this, log);
     this.disposables.push(this.feed);
@@ -136,7 +137,7 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
     if (known.length) {
       const testRun = this.controller.createTestRun(new vscode.TestRunRequest(), `Conveyor: latest results (${session.folder.name})`, false);
       try {
-        for (const t of known) this.report(testRun, t, this.tree.dataOf(t)!.latest!.result);
+        for (const t of known) this.report(testRun, t, this.tree.dataOf(t)!.latest!.result, this.tree.dataOf(t)!.messages);
       } finally {
         testRun.end();
       }
@@ -192,8 +193,26 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
     if (run.status === 'succeeded' || run.status === 'failed') {
       for (const [file, keep] of track.files) for (const gone of this.tree.prune(file, keep)) this.diagnostics.delete(gone.id);
     }
-    if (track.sink?.owned) track.sink.finished.resolve(run);
-    else track.sink?.testRun.end();
+    this.endSink(track.sink, run);
+    this._onDidUpdate.fire();
+  }
+
+  /** Ends a sink's TestRun, or hands the end to the profile that owns it. */
+  private endSink(sink: RunSink | undefined, run: RunSummary | undefined): void {
+    if (sink?.owned) sink.finished.resolve(run);
+    else sink?.testRun.end();
+  }
+
+  /** A folder left the workspace (or lost its conveyor.yml): its runs, items and problems go. */
+  private forgetRemovedFolders(): void {
+    const live = new Set(this.sessions.list().map((s) => s.folder.uri.toString()));
+    for (const [key, track] of [...this.tracks]) {
+      if (live.has(key.slice(0, key.lastIndexOf('#')))) continue;
+      this.tracks.delete(key);
+      this.endSink(track.sink, undefined);
+    }
+    for (const s of [...this.continuous.keys()]) if (!live.has(s.folder.uri.toString())) this.continuous.delete(s);
+    for (const gone of this.tree.removeFolders((folder) => !live.has(folder))) this.diagnostics.delete(gone.id);
     this._onDidUpdate.fire();
   }
 
@@ -207,8 +226,10 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
     const texts = new TextCache();
     const files = new Set<vscode.TestItem>();
     for (const r of group.results) {
-      const file = resolver.fileOf(r, this.tree.knownFileOf(folderKey, r.suite, r.name));
+      const file = resolver.fileOf(r, () => this.tree.knownFileOf(folderKey, r.suite, r.name));
       const fileUri = file ? vscode.Uri.file(file) : undefined;
+      // Results loaded from history may name test files deleted since.
+      if (!track && fileUri && (await texts.get(fileUri)) === undefined) continue;
       const item = this.tree.testItem(folder, fileUri, group.stage, r.suite, r.name);
       const data = this.tree.dataOf(item)!;
       data.latest = { runId: run.id, trigger: run.trigger, stage: group.stage, attempt: group.attempt, result: r };
@@ -217,6 +238,8 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
         const uri = vscode.Uri.file(r.location.file);
         const lineText = (await texts.get(uri))?.split(/\r?\n/)[r.location.line - 1];
         this.diagnostics.set(item.id, fileUri, uri, failureDiagnostic({ ...r, location: r.location }, run.id, folder.uri.fsPath, lineText));
+      } else {
+        this.diagnostics.delete(item.id);
       }
       if (track?.sink) {
         this.report(track.sink.testRun, item, r, data.messages);
@@ -356,7 +379,8 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
       testRun.appendOutput(`Conveyor: ${problem.replace(/\r?\n/g, '\r\n')}\r\n`);
     } finally {
       for (const t of leaves) {
-        if (sink.reported.has(t)) continue;
+        // Reported, or removed by the run (a test renamed or deleted since it was listed).
+        if (sink.reported.has(t) || this.tree.find(t.id) !== t) continue;
         if (problem) testRun.errored(t, new vscode.TestMessage(problem));
         else testRun.skipped(t);
       }
@@ -432,11 +456,6 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
     }
   }
 
-  /** True while a continuous run is on in the folder. */
-  isContinuous(session: FolderSession): boolean {
-    return this.continuous.has(session);
-  }
-
   // -------------------------------------------------------------------------------------------
   // Files
 
@@ -459,7 +478,6 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
   }
 
   private onDeleted(uri: vscode.Uri): void {
-    if (uri) return;
     for (const gone of this.tree.removeUnder(uri)) this.diagnostics.delete(gone.id);
     this.diagnostics.deleteUnder(uri);
     this._onDidUpdate.fire();
@@ -507,6 +525,8 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
   }
 
   dispose(): void {
+    for (const track of this.tracks.values()) this.endSink(track.sink, undefined);
+    this.tracks.clear();
     for (const d of this.disposables.splice(0).reverse()) d.dispose();
   }
 }

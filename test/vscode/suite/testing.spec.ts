@@ -231,6 +231,28 @@ describe(TESTING_SUITE, function () {
     assert.equal(problems(mathUri).length, 1);
   });
 
+  it('cancelling the TestRun cancels the agent run', async function () {
+    // A test that takes 20 s: the run is still going when it is cancelled.
+    const slow = path.join(folder, 'test', 'slow.test.js');
+    fs.writeFileSync(slow, "it('waits', function (done) {\n  this.timeout(30000);\n  setTimeout(done, 20000);\n});\n");
+    const cts = new vscode.CancellationTokenSource();
+    try {
+      const prior = Math.max(0, ...session.model.list().map((r) => r.summary.id));
+      const profile = testing.runProfile;
+      const handled = Promise.resolve(profile.runHandler(new vscode.TestRunRequest(undefined, undefined, profile), cts.token));
+      const run = await until(() => session.model.list().find((r) => r.summary.id > prior && r.summary.status === 'running'), 'the run to start', 20_000);
+      cts.cancel();
+      const done = await finishedRun(session, run.summary.id, 15_000);
+      assert.equal(done.summary.status, 'cancelled');
+      await handled;
+      await testing.settled();
+      assert.notEqual(find(ids.adds())!.runId, run.summary.id, 'a cancelled run reports nothing');
+    } finally {
+      cts.dispose();
+      fs.rmSync(slow, { force: true });
+    }
+  });
+
   it('warns once when the report cannot be read, and keeps the last results', async function () {
     // mocha cannot load this file, so it writes no report (the one of the run before stays, stale).
     fs.writeFileSync(path.join(folder, 'test', 'broken.test.js'), 'describe("broken", () => {\n');
@@ -252,5 +274,21 @@ describe(TESTING_SUITE, function () {
     } finally {
       fs.rmSync(path.join(folder, 'test', 'broken.test.js'), { force: true });
     }
+  });
+
+  it('loads the latest results again when the folder reconnects: newest last, deleted files left out', async function () {
+    const before = testing.snapshot();
+    const problemsBefore = problems(mathUri).map((d) => [d.range.start.line, d.range.start.character, d.message]);
+    assert.ok(session.model.list().length >= 4);
+    session.refresh();
+    await until(() => session.state === 'connected' && session.model.list().length > 0, 'the folder to reconnect');
+    await testing.settled();
+    assert.deepEqual(testing.snapshot(), before, 'the same tests, states, runs and places');
+    assert.deepEqual(
+      problems(mathUri).map((d) => [d.range.start.line, d.range.start.character, d.message]),
+      problemsBefore,
+    );
+    assert.equal(find(wordsUri.toString()), undefined, 'the deleted file did not come back');
+    assert.deepEqual(problems(wordsUri), []);
   });
 });
