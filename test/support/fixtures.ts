@@ -58,7 +58,7 @@ export function scratch(): string {
 
 export async function startAgent(repo: TempRepo | string, opts: Partial<AgentOptions> = {}): Promise<Agent> {
   const workspace = typeof repo === 'string' ? repo : repo.dir;
-  return Agent.start({ workspace, commitTrigger: false, shuffle: true, ...opts });
+  return Agent.start({ workspace, commitTrigger: false, watch: false, shuffle: true, ...opts });
 }
 
 /** Resolves with the run's detail once it has finished. */

@@ -42,7 +42,7 @@ describe('save runs', function () {
       ].join('\n'),
       'test/words.test.js': "const assert = require('node:assert');\nconst { shout } = require('../src/words');\nit('shouts', () => assert.strictEqual(shout('a'), 'A'));\n",
     });
-    agent = await startAgent(repo);
+    agent = await startAgent(repo, { watch: true });
     await agent.developReady();
     assert.equal(agent.watchState().enabled, true);
   });
