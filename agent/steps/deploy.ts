@@ -1,7 +1,8 @@
 import * as path from 'node:path';
-import type { ArtifactInfo, ArtifactRef, StepInfo, StepStatus } from '../protocol';
+import type { ArtifactInfo, ArtifactRef } from '../protocol';
 import { actor } from '../deploy/deployer';
 import type { AttemptContext, AttemptOutcome, StageExecutor } from './executor';
+import { SingleStep } from './executor';
 
 /**
  * The `deploy` stage kind: deploys an artifact this run recorded to the stage's environment,
@@ -16,26 +17,9 @@ export class DeployExecutor implements StageExecutor {
     const environment = ctx.stage.environment!;
     const picked = pickArtifact(ctx.stage.artifact, ctx.artifacts());
     const command = `deploy ${picked.ok ? picked.artifact.path : 'artifact'} to ${environment}`;
-    const startedAt = new Date().toISOString();
-    const step = (status: StepStatus, finishedAt: string | null): StepInfo => ({
-      runId: ctx.runId,
-      stage: ctx.stage.name,
-      attempt: ctx.attempt,
-      index: 0,
-      command,
-      status,
-      exitCode: null,
-      startedAt,
-      finishedAt,
-    });
-    const log = (text: string) => ctx.emit({ type: 'log', runId: ctx.runId, stage: ctx.stage.name, attempt: ctx.attempt, step: 0, text: ctx.masker.mask(text) + '\n' });
-    const end = (outcome: AttemptOutcome): AttemptOutcome => {
-      const status: StepStatus = outcome.status;
-      if (outcome.message) log(outcome.message);
-      ctx.emit({ type: 'step.changed', step: step(status, new Date().toISOString()) });
-      return outcome;
-    };
-    ctx.emit({ type: 'step.changed', step: step('running', null) });
+    const step = new SingleStep(ctx, command);
+    const log = (text: string) => step.line(text);
+    const end = (outcome: AttemptOutcome) => step.end(outcome);
     if (!picked.ok) return end({ status: 'failed', message: picked.reason });
     if (!ctx.deployer) return end({ status: 'failed', message: 'this agent has no deploy phase' });
     const a = picked.artifact;

@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { DeployRequest, Scheduled } from '../deploy/deployer';
-import type { AgentEvent, ApiError, ArtifactInfo, StageConfig, StageKind } from '../protocol';
+import type { AgentEvent, ApiError, ArtifactInfo, StageConfig, StageKind, StepInfo, StepStatus } from '../protocol';
 import type { Result } from '../util/lifecycle';
 import type { Masker } from '../engine/secrets';
 
@@ -51,4 +53,48 @@ export interface AttemptOutcome {
 /** The log file of one step of one attempt. */
 export function stepLogName(attempt: number, index: number): string {
   return `${attempt}-${index}.log`;
+}
+
+/**
+ * The one step of a stage kind that is not a list of commands (image, deploy): its status events,
+ * and its log both in the step's file (what `conveyor logs` reads) and as events.
+ */
+export class SingleStep {
+  private readonly startedAt = new Date().toISOString();
+  private readonly file: number;
+
+  constructor(
+    private readonly ctx: AttemptContext,
+    private readonly command: string,
+  ) {
+    fs.mkdirSync(ctx.logDir, { recursive: true });
+    this.file = fs.openSync(path.join(ctx.logDir, stepLogName(ctx.attempt, 0)), 'a', 0o600);
+    ctx.emit({ type: 'step.changed', step: this.info('running', null) });
+  }
+
+  private info(status: StepStatus, finishedAt: string | null): StepInfo {
+    const c = this.ctx;
+    return { runId: c.runId, stage: c.stage.name, attempt: c.attempt, index: 0, command: this.command, status, exitCode: null, startedAt: this.startedAt, finishedAt };
+  }
+
+  /** Writes text that is already masked (e.g. through the masker's stream). */
+  write(text: string): void {
+    if (!text) return;
+    fs.writeSync(this.file, text);
+    this.ctx.emit({ type: 'log', runId: this.ctx.runId, stage: this.ctx.stage.name, attempt: this.ctx.attempt, step: 0, text });
+  }
+
+  /** Masks a line and writes it. */
+  line(text: string): void {
+    this.write(this.ctx.masker.mask(text) + '\n');
+  }
+
+  /** Ends the step with the attempt's outcome (its message goes to the log when it failed). */
+  end(outcome: AttemptOutcome): AttemptOutcome {
+    this.write(this.ctx.masker.end());
+    if (outcome.message && outcome.status !== 'succeeded') this.line(outcome.message);
+    this.ctx.emit({ type: 'step.changed', step: this.info(outcome.status, new Date().toISOString()) });
+    fs.closeSync(this.file);
+    return outcome;
+  }
 }

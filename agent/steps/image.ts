@@ -1,9 +1,7 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { StepInfo, StepStatus } from '../protocol';
 import { ensureLocalRegistry } from '../runtimes/registry';
 import type { AttemptContext, AttemptOutcome, StageExecutor } from './executor';
-import { stepLogName } from './executor';
+import { SingleStep } from './executor';
 import { buildImage, imageLabels } from './image-build';
 
 /**
@@ -20,33 +18,9 @@ export class ImageExecutor implements StageExecutor {
     const image = ctx.stage.image!;
     const tag = ctx.commit ? ctx.commit.slice(0, 12) : `run-${ctx.runId}`;
     const command = `build and push ${image.registry}/${image.name}:${tag}`;
-    const startedAt = new Date().toISOString();
-    const step = (status: StepStatus, finishedAt: string | null): StepInfo => ({
-      runId: ctx.runId,
-      stage: ctx.stage.name,
-      attempt: ctx.attempt,
-      index: 0,
-      command,
-      status,
-      exitCode: null,
-      startedAt,
-      finishedAt,
-    });
-    fs.mkdirSync(ctx.logDir, { recursive: true });
-    const file = fs.openSync(path.join(ctx.logDir, stepLogName(ctx.attempt, 0)), 'a', 0o600);
-    const write = (text: string) => {
-      if (!text) return;
-      fs.writeSync(file, text);
-      ctx.emit({ type: 'log', runId: ctx.runId, stage: ctx.stage.name, attempt: ctx.attempt, step: 0, text });
-    };
-    const end = (outcome: AttemptOutcome): AttemptOutcome => {
-      write(ctx.masker.end());
-      if (outcome.message && outcome.status !== 'succeeded') write(`${outcome.message}\n`);
-      ctx.emit({ type: 'step.changed', step: step(outcome.status, new Date().toISOString()) });
-      fs.closeSync(file);
-      return outcome;
-    };
-    ctx.emit({ type: 'step.changed', step: step('running', null) });
+    const step = new SingleStep(ctx, command);
+    const write = (text: string) => step.write(text);
+    const end = (outcome: AttemptOutcome) => step.end(outcome);
     const registry = await ensureLocalRegistry({ address: image.registry, stateDir: this.opts.stateDir });
     if (!registry.ok) return end({ status: 'failed', message: registry.error });
     if (registry.value.started) write(`started a registry on ${registry.value.address}\n`);

@@ -427,7 +427,8 @@ function migrate(db: SqliteDatabase): void {
   }
 }
 
-function runIdOf(e: AgentEvent): number | null {
+/** The run an event belongs to, if any. */
+export function runIdOf(e: AgentEvent): number | null {
   switch (e.type) {
     case 'run.queued':
     case 'run.started':

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Agent, type AgentOptions } from '../../agent/agent';
 import type { AgentDiscovery, RunDetail, SequencedEvent } from '../../agent/protocol';
+import { runIdOf } from '../../agent/store/store';
 
 /** Path of the bundled CLI (built by `npm run build`). */
 export const CLI = path.resolve(__dirname, '../../../dist/cli.js');
@@ -101,28 +102,7 @@ export function eventsOf(agent: Agent, runId?: number): SequencedEvent[] {
     const batch = agent.store.events(since, 5000);
     if (batch.length === 0) return out;
     since = batch[batch.length - 1].seq;
-    for (const e of batch) if (runId === undefined || runOf(e) === runId) out.push(e);
-  }
-}
-
-function runOf(e: SequencedEvent): number | undefined {
-  switch (e.type) {
-    case 'run.queued':
-    case 'run.started':
-    case 'run.finished':
-      return e.run.id;
-    case 'stage.changed':
-      return e.stage.runId;
-    case 'step.changed':
-      return e.step.runId;
-    case 'artifact.recorded':
-      return e.artifact.runId;
-    case 'log':
-    case 'tests.reported':
-    case 'report.unreadable':
-      return e.runId;
-    default:
-      return undefined;
+    for (const e of batch) if (runId === undefined || runIdOf(e) === runId) out.push(e);
   }
 }
 

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Agent } from '../../../agent/agent';
 import type { DeploymentInfo, EnvironmentStatus } from '../../../agent/protocol';
@@ -138,6 +139,9 @@ describe('deploy', function () {
     // The deploy's progress is in the stage log and the events.
     const progress = eventsOf(agent).filter((e) => e.type === 'deployment.progress').map((e) => (e.type === 'deployment.progress' ? e.message : ''));
     assert.ok(progress.some((m) => /rolled back: staging@1 still serves/.test(m)));
+    const log = fs.readFileSync(repo.path('.conveyor', 'logs', String(id), 'staging', '1-0.log'), 'utf8');
+    assert.match(log, /deploying package\/dist\/app\.tgz \(sha256:[0-9a-f]{64}\) to staging\n/);
+    assert.match(log, /rolled back: staging@1 still serves/);
   });
 
   it('deploys one at a time per environment; the others wait in its queue', async () => {
