@@ -563,6 +563,8 @@ export interface StartRunRequest {
   workingTree?: boolean;
   /** Default `api` over HTTP; the CLI and the editor say `manual`. */
   trigger?: 'manual' | 'api';
+  /** Run just these test files (workspace-relative): the stages get them as $CONVEYOR_TESTS. */
+  tests?: string[];
 }
 
 export interface Health {

@@ -248,7 +248,7 @@ export class Engine {
     const lane = this.lanes[laneName];
     const x: Execution = {
       lane: laneName,
-      impact: req.impact ?? null,
+      impact: req.impact ?? (req.tests?.length ? { mode: 'affected', changed: [], tests: [...req.tests], reason: 'asked for' } : null),
       summary,
       config,
       stages,

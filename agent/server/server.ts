@@ -326,7 +326,7 @@ function via(body: Record<string, unknown>): string {
   return typeof body.via === 'string' && /^[a-z-]{1,20}$/.test(body.via) ? body.via : 'api';
 }
 
-const START_KEYS = new Set(['stages', 'commit', 'workingTree', 'trigger']);
+const START_KEYS = new Set(['stages', 'commit', 'workingTree', 'trigger', 'tests']);
 
 function parseStartRequest(body: unknown): StartRunRequest {
   if (body === undefined) return {};
@@ -352,6 +352,11 @@ function parseStartRequest(body: unknown): StartRunRequest {
   if (body.trigger !== undefined) {
     if (body.trigger !== 'manual' && body.trigger !== 'api') throw bad('"trigger" must be "manual" or "api"');
     out.trigger = body.trigger;
+  }
+  if (body.tests !== undefined) {
+    const ok = Array.isArray(body.tests) && body.tests.length <= 5000 && body.tests.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 1000 && !t.startsWith('/') && !t.split('/').includes('..'));
+    if (!ok) throw bad('"tests" must be a list of test files relative to the workspace', 'e.g. {"tests": ["test/math.test.js"]}');
+    out.tests = body.tests as string[];
   }
   return out;
 }

@@ -360,7 +360,7 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
       const http = await session.requireApi();
       if (token.isCancellationRequested) return;
       const stages = await this.watchStages(session, http);
-      const runId = await this.startBound(session, http, sink, stages);
+      const runId = await this.startBound(session, http, sink, stages, this.filesOf(session, leaves));
       testRun.appendOutput(`Conveyor: run #${runId} of ${stages.join(', ')} on the working tree of ${session.folder.name}\r\n`);
       const cancel = () => void http.cancelRun(runId).then(undefined, (e: unknown) => this.log.warn(`cancel run #${runId}: ${errorMessage(e)}`));
       const onCancel = token.onCancellationRequested(cancel);
@@ -388,13 +388,33 @@ export class ConveyorTesting implements vscode.Disposable, ResultFeedListener {
   }
 
   /** Starts the run, holding back the folder's results until the run is bound to `sink`. */
-  private async startBound(session: FolderSession, http: AgentHttp, sink: RunSink, stages: string[]): Promise<number> {
+  /**
+   * The workspace-relative test files that hold `leaves`, when they are a part of the folder's
+   * tests: the run then runs just those files. Undefined (run everything) for the whole folder or
+   * when a leaf has no known file.
+   */
+  private filesOf(session: FolderSession, leaves: readonly vscode.TestItem[]): string[] | undefined {
+    const folder = session.folder.uri.toString();
+    const all = this.tree.leaves(this.tree.roots().filter((r) => this.tree.dataOf(r)?.folder === folder), undefined);
+    if (leaves.length >= all.length) return undefined;
+    const files = new Set<string>();
+    for (const leaf of leaves) {
+      const file = this.tree.dataOf(leaf)?.file;
+      if (!file) return undefined;
+      const rel = path.relative(session.folder.uri.fsPath, file.fsPath).split(path.sep).join('/');
+      if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+      files.add(rel);
+    }
+    return [...files].sort();
+  }
+
+  private async startBound(session: FolderSession, http: AgentHttp, sink: RunSink, stages: string[], tests?: string[]): Promise<number> {
     const bound = new Deferred();
     const pending = this.starting.get(session) ?? new Set();
     this.starting.set(session, pending);
     pending.add(bound.promise);
     try {
-      const run = await http.startRun({ workingTree: true, stages, trigger: 'manual' });
+      const run = await http.startRun({ workingTree: true, stages, trigger: 'manual', tests });
       this.trackOf(session, run.id).sink = sink;
       return run.id;
     } finally {

@@ -362,6 +362,9 @@ describe('engine', function () {
     // Other triggers get every test file the globs match.
     const all = await finished(agent, await startRun(agent, { trigger: 'manual', stages: ['test'] }));
     assert.equal(fs.readFileSync(path.join(out, `tests-${all.id}`), 'utf8'), 'all:test/a.test.js test/b.test.js test/sub/c.test.js\n');
+    // A run asked for with test files (the editor running one test file) runs just those.
+    const one = await finished(agent, await startRun(agent, { trigger: 'manual', stages: ['test'], tests: ['test/sub/c.test.js'] }));
+    assert.equal(fs.readFileSync(path.join(out, `tests-${one.id}`), 'utf8'), 'affected:test/sub/c.test.js\n');
   });
 
   it('gives every event a strictly increasing sequence number, persisted before it is told', async () => {

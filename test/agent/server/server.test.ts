@@ -153,6 +153,9 @@ describe('API', function () {
     const unknownStage = await request(port, 'POST', '/api/runs', { ...auth, 'content-type': 'application/json' }, '{"stages": ["biuld"]}');
     assert.equal(unknownStage.status, 400);
     assert.deepEqual(unknownStage.json(), { error: 'no stage named "biuld"', fix: 'did you mean "build"?' });
+    const escaping = await request(port, 'POST', '/api/runs', { ...auth, 'content-type': 'application/json' }, '{"tests": ["../../etc/passwd"]}');
+    assert.equal(escaping.status, 400);
+    assert.match(escaping.json().error, /"tests" must be a list of test files relative to the workspace/);
     assert.equal((await request(port, 'GET', '/api/runs/99999', auth)).status, 404);
     assert.equal((await request(port, 'GET', '/api/runs/abc', auth)).status, 400);
     assert.equal((await request(port, 'GET', '/api/runs?limit=-1', auth)).status, 400);
