@@ -1,13 +1,20 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
+import { registerApprove } from './commands/approveDeployment';
 import { registerCancelRun } from './commands/cancelRun';
 import { registerCreateStarterConfig } from './commands/createStarterConfig';
 import type { CommandDeps } from './commands/deps';
+import { registerDeployToEnvironment } from './commands/deployToEnvironment';
+import { registerOpenEnvironment } from './commands/openEnvironment';
 import { registerOpenCommit } from './commands/openCommit';
+import { registerPromote } from './commands/promoteEnvironment';
 import { registerRefresh } from './commands/refresh';
+import { registerReject } from './commands/rejectDeployment';
 import { registerRerunRun } from './commands/rerunRun';
 import { registerRestartAgent } from './commands/restartAgent';
 import { registerRevealRun } from './commands/revealRun';
+import { registerRollback } from './commands/rollbackEnvironment';
+import { registerRollbackToRelease } from './commands/rollbackToRelease';
 import { registerRunPipeline } from './commands/runPipeline';
 import { registerRunStage } from './commands/runStage';
 import { registerShowAgentLog } from './commands/showAgentLog';
@@ -17,6 +24,8 @@ import { registerStopAgent } from './commands/stopAgent';
 import { registerValidateConfig } from './commands/validateConfig';
 import { COMMIT_SCHEME, CommitDocumentProvider } from './commit';
 import { ENVIRONMENTS_VIEW, PIPELINES_VIEW } from './constants';
+import { DeployNotifications } from './deploys/deployNotifications';
+import { EnvironmentStore } from './deploys/environmentStore';
 import { ConfigDiagnostics } from './diagnostics/configDiagnostics';
 import { LogTerminals } from './logs/logTerminals';
 import { SessionManager } from './session/sessionManager';
@@ -34,6 +43,9 @@ export interface ConveyorTestApi {
   pipelines: PipelinesProvider;
   pipelinesView: vscode.TreeView<PipelineNode>;
   environments: EnvironmentsProvider;
+  /** The environments' statuses, from the agents' deploy events. */
+  deploys: EnvironmentStore;
+  deployNotifications: DeployNotifications;
   diagnostics: ConfigDiagnostics;
   logTerminals: LogTerminals;
   statusBar: StatusBarController;
@@ -57,16 +69,18 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   const sessions = new SessionManager({ log, agentOutput, bundledCli: context.asAbsolutePath('dist/cli.js') });
   const pipelines = new PipelinesProvider(sessions);
   const pipelinesView = vscode.window.createTreeView<PipelineNode>(PIPELINES_VIEW, { treeDataProvider: pipelines, showCollapseAll: true });
-  const environments = new EnvironmentsProvider(sessions);
+  const deploys = new EnvironmentStore(sessions, log);
+  const deployNotifications = new DeployNotifications(sessions, deploys, log);
+  const environments = new EnvironmentsProvider(sessions, deploys);
   const environmentsView = vscode.window.createTreeView(ENVIRONMENTS_VIEW, { treeDataProvider: environments });
   const diagnostics = new ConfigDiagnostics(sessions, log);
   const logTerminals = new LogTerminals(log);
   const statusBar = new StatusBarController(sessions);
   // Disposed with the extension: the sessions stop the agents they started.
-  context.subscriptions.push(sessions, pipelines, pipelinesView, environments, environmentsView, diagnostics, logTerminals, statusBar);
+  context.subscriptions.push(sessions, pipelines, pipelinesView, deploys, deployNotifications, environments, environmentsView, diagnostics, logTerminals, statusBar);
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(COMMIT_SCHEME, new CommitDocumentProvider()));
 
-  const deps: CommandDeps = { sessions, pipelines, pipelinesView, logTerminals, diagnostics, log, agentOutput };
+  const deps: CommandDeps = { sessions, pipelines, pipelinesView, logTerminals, diagnostics, log, agentOutput, deploys, deployNotifications };
   registerRunPipeline(context, deps);
   registerRunStage(context, deps);
   registerCancelRun(context, deps);
@@ -81,12 +95,19 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   registerOpenCommit(context, deps);
   registerRefresh(context, deps);
   registerRevealRun(context, deps);
+  registerDeployToEnvironment(context, deps);
+  registerPromote(context, deps);
+  registerApprove(context, deps);
+  registerReject(context, deps);
+  registerRollback(context, deps);
+  registerRollbackToRelease(context, deps);
+  registerOpenEnvironment(context, deps);
   const testing = registerTesting(context, { sessions, log });
 
   sessions.start();
   const activationMs = performance.now() - started;
   log.info(`activate() took ${activationMs.toFixed(1)} ms`);
-  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, diagnostics, logTerminals, statusBar, testing } };
+  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, deploys, deployNotifications, diagnostics, logTerminals, statusBar, testing } };
 }
 
 export function deactivate(): void {

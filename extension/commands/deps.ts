@@ -1,4 +1,6 @@
 import type * as vscode from 'vscode';
+import type { DeployNotifications } from '../deploys/deployNotifications';
+import type { EnvironmentStore } from '../deploys/environmentStore';
 import type { ConfigDiagnostics } from '../diagnostics/configDiagnostics';
 import type { LogTerminals } from '../logs/logTerminals';
 import type { SessionManager } from '../session/sessionManager';
@@ -14,4 +16,6 @@ export interface CommandDeps {
   diagnostics: ConfigDiagnostics;
   log: vscode.LogOutputChannel;
   agentOutput: vscode.OutputChannel;
+  deploys: EnvironmentStore;
+  deployNotifications: DeployNotifications;
 }

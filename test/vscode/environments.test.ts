@@ -1,0 +1,132 @@
+/**
+ * Deploys from the editor in a real VS Code (code-server 4.100.3 = VS Code 1.100.3): runs the
+ * suite of test/vscode/suite/environments.spec.ts inside the extension host, on a temporary git
+ * repository whose pipeline packages a tiny Node server and deploys it with the `process`
+ * runtime (no Docker) to staging (automatic, blue-green), then production (manual approval);
+ * a third environment, qa, starts slowly and is deployed only from the editor. The agent is
+ * the real bundled one (dist/cli.js).
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot, runExtensionTests } from './harness';
+import { TempRepo, WORKSPACE_SETTINGS } from './suite/repo';
+
+/** The title of the suite in test/vscode/suite/environments.spec.ts (that file loads vscode, so it is not imported). */
+const ENVIRONMENTS_SUITE = 'Conveyor Environments view and deploy commands';
+
+/**
+ * The service: answers its greeting on /, and /healthz with 200 (or 500 when broken). With
+ * WARMUP_MS set it answers 503 on /healthz for that long after it starts.
+ */
+export function serverSource(greeting: string, healthy = true): string {
+  return `const http = require('node:http');
+const readyAt = Date.now() + Number(process.env.WARMUP_MS || 0);
+http.createServer((req, res) => {
+  if (req.url === '/healthz') {
+    if (Date.now() < readyAt) { res.writeHead(503); return res.end('warming up'); }
+    res.writeHead(${healthy ? 200 : 500});
+    return res.end('${healthy ? 'ok' : 'sick'}');
+  }
+  res.end(${JSON.stringify(greeting)});
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+}
+
+const DEPLOY_CONFIG = `pipeline:
+  name: service
+  stages:
+    - name: package
+      run: mkdir -p dist && tar -czf dist/app.tgz server.js
+      artifacts: [dist/app.tgz]
+    - name: staging
+      kind: deploy
+      environment: staging
+      needs: [package]
+    - name: production
+      kind: deploy
+      environment: production
+      needs: [staging]
+environments:
+  staging:
+    runtime: process
+    promotion: auto
+    strategy: blue-green
+    start: node server.js
+    health: { http: /healthz, timeout: 10s, interval: 100ms }
+  production:
+    runtime: process
+    promotion: manual
+    start: node server.js
+    health: { http: /healthz, timeout: 10s, interval: 100ms }
+  qa:
+    runtime: process
+    promotion: auto
+    start: node server.js
+    env: { WARMUP_MS: "4000" }
+    health: { http: /healthz, timeout: 30s, interval: 100ms }
+`;
+
+/**
+ * Stops what the suite may have left running when it failed half-way: the agent (its
+ * discovery file) and the deployed instances, which outlive the agent by design (the process
+ * groups recorded in .conveyor/runtimes/process/environments/*.json).
+ */
+function stopLeftovers(folder: string): void {
+  const kill = (pid: number, group: boolean) => {
+    try {
+      process.kill(group ? -pid : pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  try {
+    const d = JSON.parse(fs.readFileSync(path.join(folder, '.conveyor', 'agent.json'), 'utf8')) as { pid: number };
+    kill(d.pid, false);
+  } catch {
+    // no agent
+  }
+  const dir = path.join(folder, '.conveyor', 'runtimes', 'process', 'environments');
+  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const file = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { instances: { pid: number }[] };
+      for (const inst of file.instances) if (inst.pid > 0) kill(inst.pid, true);
+    } catch {
+      // being written
+    }
+  }
+}
+
+describe('Deploys from VS Code: Environments view, deploy commands, notifications (real extension host)', function () {
+  this.timeout(10 * 60_000);
+  let repo: TempRepo;
+
+  before(function () {
+    assert.ok(fs.existsSync(path.join(repoRoot(), 'dist', 'cli.js')), 'dist/cli.js exists (npm run build)');
+    assert.ok(fs.existsSync(path.join(repoRoot(), 'dist', 'extension.js')), 'dist/extension.js exists (npm run build)');
+    repo = new TempRepo({ 'conveyor.yml': DEPLOY_CONFIG, 'server.js': serverSource('hello v1'), '.vscode/settings.json': WORKSPACE_SETTINGS, '.gitignore': 'dist/\n' }, 'v1');
+  });
+
+  after(function () {
+    if (!repo) return;
+    stopLeftovers(repo.dir);
+    repo.dispose();
+  });
+
+  it('passes the in-editor suite: live releases and health, approve, rolled-back notification, reject, rollback, lock and queue, open', async function () {
+    const result = await runExtensionTests({
+      extensionDevelopmentPath: repoRoot(),
+      extensionTestsPath: path.join(repoRoot(), 'out', 'test', 'vscode', 'suite', 'index.js'),
+      folder: repo.dir,
+      env: { CONVEYOR_SUITE_GREP: ENVIRONMENTS_SUITE },
+      timeoutMs: 8 * 60_000,
+      screenshotPath: 'vscode-environments-suite.png',
+    });
+    console.log(result.output.replace(/^/gm, '    | '));
+    assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
+    const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
+    assert.ok(passing >= 9, `every test of the suite ran (${passing} passing)`);
+    assert.doesNotMatch(result.output, /failing|pending/);
+  });
+});
