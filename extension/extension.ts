@@ -6,6 +6,7 @@ import { registerCreateStarterConfig } from './commands/createStarterConfig';
 import type { CommandDeps } from './commands/deps';
 import { registerDeployToEnvironment } from './commands/deployToEnvironment';
 import { registerOpenEnvironment } from './commands/openEnvironment';
+import { registerDestroyPreview } from './commands/destroyPreview';
 import { registerOpenCommit } from './commands/openCommit';
 import { registerPromote } from './commands/promoteEnvironment';
 import { registerRefresh } from './commands/refresh';
@@ -102,6 +103,7 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   registerRollback(context, deps);
   registerRollbackToRelease(context, deps);
   registerOpenEnvironment(context, deps);
+  registerDestroyPreview(context, deps);
   const testing = registerTesting(context, { sessions, log });
 
   sessions.start();

@@ -56,7 +56,7 @@ export class AgentHttp {
     return `http://127.0.0.1:${this.endpoint.port}`;
   }
 
-  async request<T>(method: 'GET' | 'POST', route: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'DELETE', route: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${API_PREFIX}${route}`, {

@@ -6,6 +6,7 @@ export const DeployCommands = {
   reject: 'conveyor.reject',
   rollback: 'conveyor.rollback',
   openEnvironment: 'conveyor.openEnvironment',
+  destroyPreview: 'conveyor.destroyPreview',
   /** A release node's inline action: Rollback… without the picks (not in the palette). */
   rollbackToRelease: 'conveyor.rollbackToRelease',
 } as const;

@@ -65,6 +65,10 @@ environments:
     start: node server.js
     env: { WARMUP_MS: "4000" }
     health: { http: /healthz, timeout: 30s, interval: 100ms }
+  preview:
+    preview: true
+    start: node server.js
+    health: { http: /healthz, timeout: 10s, interval: 100ms }
 `;
 
 /**

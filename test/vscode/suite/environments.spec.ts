@@ -399,6 +399,22 @@ describe(ENVIRONMENTS_SUITE, function () {
     assert.equal(error.message, 'Conveyor: Rollback failed: staging has no release 99 (conveyor envs lists the releases of staging)');
   });
 
+  it('destroys a preview environment with Destroy Preview…: picks it, asks to confirm, and it is gone', async function () {
+    const created = await session.http!.request<{ preview: { name: string; branch: string } }>('POST', '/previews', { branch: 'main', via: 'test' });
+    const name = created.preview.name;
+    assert.equal(name, 'preview-main');
+    await until(async () => (await api.deploys.load(session)).find((e) => e.name === name)?.health === 'Healthy', 'the preview live');
+    pickAnswers.push(name);
+    pressOn = (s) => (s.severity === 'warning' && s.message.startsWith(`Destroy ${name} (branch main)?`) ? 'Destroy' : undefined);
+    const destroyed = await vscode.commands.executeCommand('conveyor.destroyPreview');
+    pressOn = () => undefined;
+    assert.equal(destroyed, name);
+    assert.ok(quickPicks.some((q) => q.placeHolder === 'Destroy which preview environment?' && q.labels.includes(name)));
+    assert.deepEqual(await session.http!.request('GET', '/previews'), []);
+    assert.ok(!(await api.deploys.load(session)).some((e) => e.name === name), 'gone from the Environments view');
+    assert.ok(shown.some((n) => n.message === `Conveyor: destroyed ${name}.`));
+  });
+
   it('removes the deployed instances: stops the agent and the process groups it recorded', async function () {
     const dir = path.join(folder, '.conveyor', 'runtimes', 'process', 'environments');
     await session.stopAgent();
