@@ -519,20 +519,24 @@ function stateOf(server: CodeServer): ServerState {
   return state;
 }
 
-function workbenchUrl(server: CodeServer, folder?: string, payload?: [string, string][]): string {
+function workbenchUrl(server: CodeServer, folder?: string, payload?: [string, string][], workspace?: string): string {
   const query: string[] = [];
-  if (folder) query.push(`folder=${encodeURIComponent(path.resolve(folder))}`);
+  if (workspace) query.push(`workspace=${encodeURIComponent(path.resolve(workspace))}`);
+  else if (folder) query.push(`folder=${encodeURIComponent(path.resolve(folder))}`);
   if (payload) query.push(`payload=${encodeURIComponent(JSON.stringify(payload))}`);
   return `${server.url}/${query.length ? '?' + query.join('&') : ''}`;
 }
 
-/** Opens the workbench in headless chromium for UI checks; returns the Playwright page and a close() that closes the browser. */
-export async function openWorkbench(server: CodeServer, opts?: { folder?: string }): Promise<{ page: Page; close(): Promise<void> }> {
+/**
+ * Opens the workbench in headless chromium for UI checks, on a folder or a .code-workspace file
+ * (multi-root); returns the Playwright page and a close() that closes the browser.
+ */
+export async function openWorkbench(server: CodeServer, opts?: { folder?: string; workspace?: string }): Promise<{ page: Page; close(): Promise<void> }> {
   const state = stateOf(server);
   const context = await launchBrowser(state);
   try {
     const page = context.pages()[0] ?? (await context.newPage());
-    await page.goto(workbenchUrl(server, opts?.folder), { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    await page.goto(workbenchUrl(server, opts?.folder, undefined, opts?.workspace), { waitUntil: 'domcontentloaded', timeout: 60_000 });
     await waitForWorkbench(page);
     return { page, close: () => closeBrowser(context) };
   } catch (err) {

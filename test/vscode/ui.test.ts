@@ -100,9 +100,19 @@ describe('VS Code extension UI (workbench in chromium)', function () {
         await screenshot(page, 'vscode-ui-pipelines.png');
 
         // A step's log: expand the test stage, click its step (a leaf opens its log terminal).
-        await page.locator('.monaco-list-row[aria-label^="Stage test: succeeded"]').click();
+        // A click can land while the tree re-renders: expand until the step row shows.
+        const stageRow = page.locator('.monaco-list-row[aria-label^="Stage test: succeeded"]').first();
         const step = page.locator('.monaco-list-row[aria-label^="Step printf"]').first();
-        await step.waitFor({ state: 'visible', timeout: 30_000 });
+        await waitFor(
+          async () => {
+            if (await step.isVisible()) return true;
+            if ((await stageRow.getAttribute('aria-expanded')) !== 'true') await stageRow.click();
+            await step.waitFor({ state: 'visible', timeout: 2_000 });
+            return true;
+          },
+          'the test stage to show its step',
+          30_000,
+        );
         await step.click();
         const terminal = page.locator('.terminal-wrapper.active .xterm-rows').first();
         await waitFor(async () => /12 passing/.test(await terminal.innerText()), 'the step output in the terminal', 30_000).catch(async (e: unknown) => {
@@ -168,10 +178,10 @@ describe('VS Code extension UI (workbench in chromium)', function () {
     );
     const server = await startCodeServer({ folder: alpha.dir, extensionsDir });
     try {
-      const { page, close } = await openWorkbench(server, { folder: alpha.dir });
+      // Straight into the multi-root workspace: opening a folder first would start a second
+      // extension host that races the first over that folder's agent.
+      const { page, close } = await openWorkbench(server, { workspace: wsFile });
       try {
-        await page.goto(`${server.url}/?workspace=${encodeURIComponent(wsFile)}`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
-        await waitForWorkbench(page);
         await openConveyorView(page);
         const alphaName = path.basename(alpha.dir);
         const betaName = path.basename(beta.dir);
