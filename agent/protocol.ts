@@ -131,6 +131,8 @@ export interface StageConfig {
   artifact?: string;
   /** For image stages: what to build and where to push it. */
   image?: ImageConfig;
+  /** A post-deploy check of this deploy stage: when this stage fails, that deploy is rolled back. */
+  verifies?: string;
   /** Shell commands; each one is a step. */
   run: string[];
   needs: string[];

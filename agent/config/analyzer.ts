@@ -1368,6 +1368,19 @@ class Analysis {
       if (!isPlainObject(st)) return;
       const base = ['pipeline', 'stages', String(i)];
       const kind = own(st, 'kind') ?? 'command';
+      const verifies = own(st, 'verifies');
+      if (typeof verifies === 'string') {
+        const target = names.get(verifies);
+        const at = this.valueOffsets(this.locate([...base, 'verifies']));
+        const targetStage = target === undefined ? undefined : list[target];
+        if (target === undefined) {
+          this.add('unknown-need', at, `${this.stageNoun(i)} verifies ${q(verifies)}, but no stage has that name`, this.nameFix(verifies, [...names.keys()], [...base, 'verifies']));
+        } else if (!isPlainObject(targetStage) || own(targetStage, 'kind') !== 'deploy') {
+          this.add('invalid-value', at, `${this.stageNoun(i)} verifies ${q(verifies)}, which is not a deploy stage`, 'name a stage of kind deploy');
+        } else if (!this.reaches(i, target, edges)) {
+          this.add('invalid-value', at, `${this.stageNoun(i)} verifies ${q(verifies)} but does not need it`, `add "${verifies}" to its needs`);
+        }
+      }
       // A missing key written with a typo is reported once, as the unknown key with its did-you-mean.
       const misspelt = (key: string) => Object.keys(st).some((k) => k !== key && closest(k, [key]) === key);
       if (kind === 'command' && own(st, 'run') === undefined && !misspelt('run')) this.missingKey(base, 'run');
@@ -1446,6 +1459,7 @@ class Analysis {
     if (report) stage.report = { format: report.format, path: report.path };
     if (typeof own(st, 'environment') === 'string') stage.environment = own(st, 'environment') as string;
     if (typeof own(st, 'artifact') === 'string') stage.artifact = own(st, 'artifact') as string;
+    if (typeof own(st, 'verifies') === 'string') stage.verifies = own(st, 'verifies') as string;
     const image = own(st, 'image') as string | Record<string, string> | undefined;
     if (image !== undefined) {
       const o = typeof image === 'string' ? { name: image } : image;

@@ -528,7 +528,30 @@ export class Engine {
       }
       if (outcome.status === 'succeeded' || outcome.status === 'cancelled' || x.cancelled) break;
     }
+    if (stage.verifies && (outcome.status === 'failed' || outcome.status === 'timed_out')) {
+      const undone = await this.rollbackVerified(x, stage);
+      outcome = { ...outcome, message: `${outcome.message ?? outcome.status}; ${undone}` };
+    }
     this.setStage(x, stage.name, { status: outcome.status, finishedAt: new Date().toISOString(), message: outcome.message });
+  }
+
+  /**
+   * A post-deploy check failed: rolls the environment of the deploy stage it verifies back to the
+   * release that was live before this run deployed. Says what it did.
+   */
+  private async rollbackVerified(x: Execution, stage: StageConfig): Promise<string> {
+    const deployStage = x.config.pipeline.stages.find((s) => s.name === stage.verifies);
+    const environment = deployStage?.environment;
+    if (!environment || !this.opts.deployer) return 'nothing to roll back';
+    const d = this.opts.store.deployments(environment, 50).find((dep) => dep.runId === x.summary.id && dep.stage === deployStage.name && dep.status === 'succeeded');
+    if (!d) return `${environment} was not deployed by this run: nothing to roll back`;
+    if (d.fromRelease === null) return `${environment} had no release before this run's: nothing to roll back to`;
+    const r = this.opts.deployer.rollback(environment, d.fromRelease, `conveyor (${stage.name} failed after deploy #${d.id})`);
+    if (!r.ok) return `could not roll back ${environment}: ${r.error.error}`;
+    const done = await r.value.done;
+    return done.status === 'succeeded'
+      ? `rolled ${environment} back to release ${d.fromRelease}`
+      : `rolling ${environment} back to release ${d.fromRelease} ${done.status.replace('_', ' ')}: ${done.reason ?? ''}`;
   }
 
   /**

@@ -40,6 +40,7 @@ export interface AttemptContext {
 /** What a deploy stage needs of the deploy phase. */
 export interface DeployPort {
   deploy(req: DeployRequest): Result<Scheduled, ApiError>;
+  rollback(environment: string, to: number | undefined, requestedBy: string): Result<Scheduled, ApiError>;
 }
 
 export type AbortReason = 'cancel' | 'timeout';
