@@ -4,21 +4,14 @@ import * as http from 'node:http';
 import type { Agent } from '../../../agent/agent';
 import type { DeploymentInfo, EnvironmentStatus } from '../../../agent/protocol';
 import { eventsOf, finished, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
+import { PACKAGE_STAGE, serviceSource } from '../../support/service';
 
-const SERVER = (greeting: string, healthy = true) => `
-const http = require('node:http');
-http.createServer((req, res) => {
-  if (req.url === '/healthz') { res.writeHead(${healthy ? 200 : 500}); return res.end('${healthy ? 'ok' : 'sick'}'); }
-  res.end(${JSON.stringify(greeting)});
-}).listen(Number(process.env.PORT), '127.0.0.1');
-`;
+const SERVER = (greeting: string, healthy = true) => serviceSource(greeting, { healthy });
 
 const CONFIG = `
 pipeline:
   stages:
-    - name: package
-      run: mkdir -p dist && tar -czf dist/app.tgz server.js
-      artifacts: [dist/app.tgz]
+${PACKAGE_STAGE}
     - name: staging
       kind: deploy
       environment: staging

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Agent } from '../../../agent/agent';
 import { finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
 import { dockerClient, requireDocker } from '../../support/docker';
+import { PACKAGE_STAGE, serviceSource } from '../../support/service';
 
 const FIXTURE = path.resolve(__dirname, '../../../../test/fixtures/images/httpd');
 
@@ -22,9 +23,7 @@ pipeline:
       environment: local
       artifact: package
       needs: [package]
-    - name: package
-      run: mkdir -p dist && tar -czf dist/app.tgz server.js
-      artifacts: [dist/app.tgz]
+${PACKAGE_STAGE}
 environments:
   staging:
     runtime: docker
@@ -38,7 +37,7 @@ environments:
     health: { timeout: 10s, interval: 100ms }
 `;
 
-const SERVER = `require('node:http').createServer((q, s) => s.end('local')).listen(Number(process.env.PORT), '127.0.0.1');\n`;
+const SERVER = serviceSource('local');
 
 function files(): Record<string, string> {
   const out: Record<string, string> = { 'server.js': SERVER, Dockerfile: fs.readFileSync(path.join(FIXTURE, 'Dockerfile'), 'utf8') };

@@ -5,6 +5,7 @@ import { AgentClient } from '../../../agent/cli/client';
 import { ProcessRuntime } from '../../../agent/runtimes/process';
 import type { DeploymentInfo, EnvironmentStatus, RunSummary } from '../../../agent/protocol';
 import { scratch, spawnAgent, TempRepo, until } from '../../support/fixtures';
+import { PACKAGE_STAGE } from '../../support/service';
 
 /** v2 waits for a file before it listens, so the test can kill the agent while v2 is being deployed. */
 const SERVER = (greeting: string, gate: boolean) => `
@@ -17,9 +18,7 @@ ${gate ? `fs.writeFileSync(process.env.OUT + '/v2-started', ''); const t = setIn
 const CONFIG = `
 pipeline:
   stages:
-    - name: package
-      run: mkdir -p dist && tar -czf dist/app.tgz server.js
-      artifacts: [dist/app.tgz]
+${PACKAGE_STAGE}
     - name: staging
       kind: deploy
       environment: staging

@@ -2,16 +2,14 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import type { Agent } from '../../../agent/agent';
 import { finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
+import { PACKAGE_STAGE, serviceSource } from '../../support/service';
 
-const SERVER = (greeting: string) =>
-  `require('node:http').createServer((q, s) => s.end(${JSON.stringify(greeting)})).listen(Number(process.env.PORT), '127.0.0.1');\n`;
+const SERVER = (greeting: string) => serviceSource(greeting);
 
 const CONFIG = (port: number) => `
 pipeline:
   stages:
-    - name: package
-      run: mkdir -p dist && tar -czf dist/app.tgz server.js
-      artifacts: [dist/app.tgz]
+${PACKAGE_STAGE}
     - name: staging
       kind: deploy
       environment: staging
