@@ -5,10 +5,12 @@ import { version as packageVersion } from '../package.json';
 import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
 import { Deployer } from './deploy/deployer';
 import { Engine } from './engine/engine';
+import { StateRepo } from './gitops/repo';
+import { Reconciler } from './gitops/reconciler';
 import { findRepo, git, GitError, type RepoInfo } from './engine/git';
 import { resolveSecrets } from './engine/secrets';
 import { Runtimes } from './runtimes/runtimes';
-import type { AgentDiscovery, ConfigState, Diagnostic, Health, WatchState } from './protocol';
+import type { AgentDiscovery, ConfigState, Diagnostic, GitOpsConfig, Health, WatchState } from './protocol';
 import { DISCOVERY_FILE, PROTOCOL_VERSION } from './protocol';
 import { startServer, type ServerHandle } from './server/server';
 import { Store } from './store/store';
@@ -52,6 +54,8 @@ export class Agent {
   readonly engine: Engine;
   readonly deployer: Deployer;
   readonly runtimes: Runtimes;
+  /** The GitOps reconciler; undefined when the workspace is not in a git repository. */
+  reconciler: Reconciler | undefined;
   private server!: ServerHandle;
   private readonly token = randomBytes(32).toString('base64url');
   private configState: ConfigState;
@@ -63,6 +67,7 @@ export class Agent {
   private stopped = false;
   private develop: DevelopLoop | undefined;
   private developKey = '';
+  private gitopsKey = '';
   private watchEnabled: boolean;
 
   private constructor(
@@ -96,6 +101,16 @@ export class Agent {
         const names = this.configState.valid ? this.configState.config.secrets : [];
         return Object.fromEntries(resolveSecrets(names, workspace, opts.env ?? process.env).values);
       },
+      // Bound late: the reconciler needs the deployer, and follows the config's gitops settings.
+      desired: repo
+        ? {
+            record: (release, d) => this.reconciler?.record(release, d) ?? Promise.resolve(),
+            revert: (failed, restored, reason, d) => this.reconciler?.revert(failed, restored, reason, d) ?? Promise.resolve(),
+            forget: (environment, reason) => this.reconciler?.forget(environment, reason) ?? Promise.resolve(),
+            settled: (environment) => this.reconciler?.settled(environment),
+            status: (environment) => this.reconciler?.status(environment) ?? null,
+          }
+        : undefined,
     });
     this.engine = new Engine({
       deployer: this.deployer,
@@ -136,8 +151,10 @@ export class Agent {
   private async init(): Promise<void> {
     const interrupted = await this.engine.recover();
     await this.runtimes.restore();
+    this.updateReconciler();
     await this.deployer.recover();
     this.store.append({ type: 'agent.started', pid: process.pid, version: VERSION, interruptedRuns: interrupted });
+    this.reconciler?.start();
     this.store.append({ type: 'config.changed', state: this.configState });
     this.server = await startServer(this, this.token, this.opts.port ?? 0);
     this.writeDiscovery();
@@ -248,6 +265,29 @@ export class Agent {
     });
   }
 
+  /**
+   * Makes the reconciler match the config's gitops settings (where the desired state lives).
+   * Returns true when it made a new one.
+   */
+  private updateReconciler(): boolean {
+    if (!this.repo || this.stopped) return false;
+    const gitops: GitOpsConfig = this.configState.valid ? this.configState.config.gitops : { repo: null, branch: 'conveyor/state', path: 'environments', intervalMs: 30_000 };
+    const key = JSON.stringify({ ...gitops, intervalMs: 0 });
+    if (this.reconciler && key === this.gitopsKey) return false;
+    this.gitopsKey = key;
+    this.reconciler?.dispose();
+    const repo = new StateRepo({ workspaceRepo: this.repo.root, config: gitops, cacheDir: path.join(this.conveyorDir, 'gitops') });
+    this.reconciler = new Reconciler({
+      store: this.store,
+      repo,
+      deployer: this.deployer,
+      runtime: (name) => this.runtimes.get(name),
+      intervalMs: () => (this.configState.valid ? this.configState.config.gitops.intervalMs : 30_000),
+      pollMs: this.opts.pollMs,
+    });
+    return true;
+  }
+
   /** Resolves when the develop loop has listed the tree and built its import graph. */
   async developReady(): Promise<void> {
     await this.develop?.ready;
@@ -297,6 +337,7 @@ export class Agent {
         this.configState = next;
         this.store.append({ type: 'config.changed', state: next });
         this.updateDevelopLoop();
+        if (this.updateReconciler()) this.reconciler?.start();
       } catch (e) {
         reportUnexpected(e);
       }
@@ -321,6 +362,7 @@ export class Agent {
     clearTimeout(this.previewTimer);
     this.configWatcher?.close();
     this.commitWatcher?.dispose();
+    await this.reconciler?.close();
     const develop = this.develop;
     this.develop = undefined;
     await develop?.close();

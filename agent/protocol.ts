@@ -180,6 +180,39 @@ export interface EnvironmentConfig {
   preview: boolean;
   /** Every key as written, for runtime-specific settings (resources, ...). */
   settings: Record<string, unknown>;
+  /** What the reconciler does about differences between git and the live environment. */
+  reconcile: ReconcilePolicy;
+  /** Image update automation: new registry tags matching a policy are committed to the desired state. */
+  imageUpdate: ImageUpdatePolicy | null;
+}
+
+export interface ReconcilePolicy {
+  /** Correct drift automatically. */
+  selfHeal: boolean;
+  /** Remove labelled instances that are no longer desired. */
+  prune: boolean;
+  /** Report only: apply nothing until someone asks for a sync. */
+  manual: boolean;
+}
+
+export interface ImageUpdatePolicy {
+  /** registry/name, e.g. 127.0.0.1:5000/hello. */
+  repository: string;
+  /** A semver range the tag must satisfy (the highest wins). */
+  semver: string | null;
+  /** A regular expression the tag must match (the highest in natural order wins). */
+  pattern: string | null;
+  intervalMs: number;
+}
+
+/** Where the desired state of the environments lives in git. */
+export interface GitOpsConfig {
+  /** Another repository (URL or path); null: the workspace's own repository. */
+  repo: string | null;
+  branch: string;
+  /** Folder on the branch holding <environment>.yml files. */
+  path: string;
+  intervalMs: number;
 }
 
 export type OnNewRun = 'queue' | 'supersede';
@@ -209,6 +242,7 @@ export interface ConveyorConfig {
   watch: WatchConfig;
   /** Names of secrets; values come from the agent's environment or `.conveyor/secrets.env`. */
   secrets: string[];
+  gitops: GitOpsConfig;
 }
 
 /** The agent's view of the config file: valid (with the model) or not (with its diagnostics). */
@@ -398,6 +432,81 @@ export interface LiveState {
   instances: LiveInstance[];
 }
 
+/**
+ * An environment's desired state, as its state file in git says (<path>/<environment>.yml on the
+ * state branch). Deploys, promotions and rollbacks commit it; anyone may edit and commit it.
+ */
+export interface EnvironmentState {
+  environment: string;
+  /** The artifact by content; `tag` is informative (image update automation writes it). */
+  artifact: ArtifactRef & { tag?: string };
+  command: string[];
+  env: Record<string, string>;
+  replicas: number;
+  containerPort: number;
+  /** Where the release came from, when Conveyor wrote it. */
+  source: { release: number | null; run: number | null; commit: string | null };
+}
+
+/** One difference between what should run and what runs. */
+export interface DriftItem {
+  /** What differs: image, env.NAME, replicas, containerPort, publicPort, command, instance <id>. */
+  path: string;
+  kind: 'changed' | 'missing' | 'extra' | 'stopped';
+  desired: string | null;
+  live: string | null;
+  /** One line for people. */
+  message: string;
+}
+
+/**
+ * The reconciler's view of one environment, on Argo CD's two axes: sync (is the live state what
+ * git says?) and health (does it work?).
+ */
+export interface SyncInfo {
+  environment: string;
+  /** Unknown: the desired state or the live state could not be read (see `error`). */
+  sync: SyncStatus | 'Unknown';
+  health: HealthStatus;
+  /** The state branch's commit the comparison used. */
+  revision: string | null;
+  /**
+   * Why it is out of sync: `desired` (git changed and is not applied yet), `drift` (the live
+   * environment changed by hand), or both. Empty when synced.
+   */
+  causes: ('desired' | 'drift')[];
+  diff: DriftItem[];
+  policy: ReconcilePolicy;
+  paused: boolean;
+  /** The state file, relative to the state branch's root, and where its error is. */
+  file: string;
+  error: { message: string; line: number | null; column: number | null } | null;
+  checkedAt: string;
+}
+
+/** GET /api/environments/:name/state: the desired state file and the live state, side by side. */
+export interface StateView {
+  sync: SyncInfo;
+  /** The state file's text at `sync.revision`; null when the environment has none yet. */
+  desired: string | null;
+  /** The live state, written in the state file's format, so the two compare line by line. */
+  live: string;
+  /** The line (1-based) of each key of the desired state file: artifact, env.NAME, replicas, ... */
+  lines: Record<string, number>;
+  /** Where the state is kept: the repository (null: the workspace's) and branch. */
+  repo: string | null;
+  branch: string;
+}
+
+/** POST /api/environments/:name/sync: what was (or, with dryRun, would be) done. */
+export interface SyncResult {
+  sync: SyncInfo;
+  /** One line per action: deploy release N, remove instance X, restart ... */
+  plan: string[];
+  dryRun: boolean;
+  deployment: DeploymentInfo | null;
+}
+
 export type DeploymentStatus = 'queued' | 'waiting' | 'running' | 'succeeded' | 'rolled_back' | 'failed' | 'rejected' | 'cancelled';
 
 /** Moving an environment from one release to another: deploy #12, staging 6 → 7. */
@@ -407,8 +516,8 @@ export interface DeploymentInfo {
   fromRelease: number | null;
   toRelease: number;
   strategy: DeployStrategy;
-  /** pipeline: a deploy stage; rollback: back to an earlier release; manual: asked for directly. */
-  trigger: 'pipeline' | 'rollback' | 'manual';
+  /** pipeline: a deploy stage; rollback: back to an earlier release; manual: asked for directly; sync: the desired state in git changed; heal: drift corrected. */
+  trigger: 'pipeline' | 'rollback' | 'manual' | 'sync' | 'heal';
   status: DeploymentStatus;
   /** What went wrong, or who decided what. */
   reason: string | null;
@@ -464,6 +573,8 @@ export interface EnvironmentStatus {
   current: DeploymentInfo | null;
   /** Set for a preview environment: its template and branch. */
   preview: PreviewInfo | null;
+  /** Sync and health against the desired state in git; null when the workspace is not in a git repository. */
+  sync: SyncInfo | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,6 +584,10 @@ export interface EnvironmentStatus {
 export type AgentEvent =
   | { type: 'agent.started'; pid: number; version: string; interruptedRuns: number[] }
   | { type: 'config.changed'; state: ConfigState }
+  | { type: 'sync.changed'; status: SyncInfo }
+  | { type: 'drift.detected'; environment: string; revision: string | null; items: DriftItem[]; action: 'healed' | 'healing' | 'reported' | 'paused' }
+  | { type: 'state.committed'; environment: string; branch: string; commit: string; message: string }
+  | { type: 'image.update'; environment: string; repository: string; tag: string; digest: string; commit: string }
   | { type: 'run.queued'; run: RunSummary }
   | { type: 'run.started'; run: RunSummary }
   | { type: 'run.finished'; run: RunSummary }
@@ -544,6 +659,9 @@ export const DISCOVERY_FILE = '.conveyor/agent.json';
  * | POST   | /api/environments/:name/deploy        | { run?, stage?, via? }             | 202 DeploymentInfo |
  * | POST   | /api/environments/:name/promote       | { from, via? }                     | 202 DeploymentInfo |
  * | POST   | /api/environments/:name/rollback      | { to?, via? }                      | 202 DeploymentInfo |
+ * | GET    | /api/environments/:name/state         | (desired in git against live)      | StateView        |
+ * | POST   | /api/environments/:name/sync          | { dryRun?, via? }                  | SyncResult       |
+ * | POST   | /api/environments/:name/reconcile     | { paused }                         | SyncInfo         |
  * | GET    | /api/deployments/:id                  |                                    | DeploymentInfo   |
  * | GET    | /api/approvals                        | (pending ones)                     | ApprovalInfo[]   |
  * | POST   | /api/approvals/:id/approve, /reject   | { reason?, via? }                  | ApprovalInfo     |

@@ -1348,6 +1348,17 @@ class Analysis {
       environments: this.buildEnvironments(),
       watch: this.buildWatch(),
       secrets: unique((own(data, 'secrets') as string[] | undefined) ?? []),
+      gitops: this.buildGitOps(),
+    };
+  }
+
+  private buildGitOps(): ConveyorConfig['gitops'] {
+    const g = (own(this.data as Record<string, unknown>, 'gitops') as Record<string, unknown> | undefined) ?? {};
+    return {
+      repo: (own(g, 'repo') as string | undefined) ?? null,
+      branch: (own(g, 'branch') as string | undefined) ?? 'conveyor/state',
+      path: ((own(g, 'path') as string | undefined) ?? 'environments').replace(/^\/+|\/+$/g, '') || 'environments',
+      intervalMs: durationToMs((own(g, 'interval') as number | string | undefined) ?? '30s') ?? 30_000,
     };
   }
 
@@ -1488,6 +1499,8 @@ class Analysis {
       const intervalMs = durationToMs((own(health, 'interval') as number | string | undefined) ?? '500ms') ?? 500;
       const start = own(e, 'start') as string | string[] | undefined;
       const envIn = (own(e, 'env') as Record<string, unknown> | undefined) ?? {};
+      const reconcile = (own(e, 'reconcile') as Record<string, unknown> | undefined) ?? {};
+      const imageUpdate = own(e, 'imageUpdate') as Record<string, unknown> | undefined;
       return {
         name,
         runtime: (own(e, 'runtime') as EnvironmentConfig['runtime'] | undefined) ?? 'process',
@@ -1506,6 +1519,19 @@ class Analysis {
         replicas: (own(e, 'replicas') as number | undefined) ?? 1,
         preview: own(e, 'preview') === true,
         settings: Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'runtime' && k !== 'promotion')),
+        reconcile: {
+          selfHeal: own(reconcile, 'selfHeal') === true,
+          prune: own(reconcile, 'prune') === true,
+          manual: own(reconcile, 'manual') === true,
+        },
+        imageUpdate: isPlainObject(imageUpdate)
+          ? {
+              repository: own(imageUpdate, 'repository') as string,
+              semver: (own(imageUpdate, 'semver') as string | undefined) ?? null,
+              pattern: (own(imageUpdate, 'pattern') as string | undefined) ?? null,
+              intervalMs: durationToMs((own(imageUpdate, 'interval') as number | string | undefined) ?? '1m') ?? 60_000,
+            }
+          : null,
       };
     });
   }

@@ -11,7 +11,10 @@ import type {
   PreviewInfo,
   Release,
   RuntimeName,
+  EnvironmentState,
+  SyncInfo,
 } from '../protocol';
+import { sameContent } from '../gitops/state';
 import type { DesiredState, Runtime } from '../runtimes/runtime';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type IDisposable, type Result } from '../util/lifecycle';
@@ -40,6 +43,22 @@ export interface DeployerOptions {
   freePort?(environment: string): void;
   /** Points an environment's public port at an instance (after a restart, to instances that kept running). */
   route(environment: string, publicPort: number, upstream: string): Promise<void>;
+  /** The desired state in git: each deployment is committed there first. */
+  desired?: DesiredStateRecorder;
+}
+
+/** Keeps the desired state in git in step with deployments (agent/gitops). */
+export interface DesiredStateRecorder {
+  /** Commits the release as the environment's desired state, before it is applied. Throws when it cannot. */
+  record(release: Release, deployment: DeploymentInfo): Promise<void>;
+  /** The release did not become live: the desired state goes back to what still runs (a revert commit). */
+  revert(failed: Release, restored: Release | undefined, reason: string, deployment: DeploymentInfo): Promise<void>;
+  /** The environment is gone (a destroyed preview): its state file is removed. */
+  forget(environment: string, reason: string): Promise<void>;
+  /** A deployment of the environment ended: time to compare again. */
+  settled(environment: string): void;
+  /** Sync and health against git, as last compared. */
+  status(environment: string): SyncInfo | null;
 }
 
 export interface DeployRequest {
@@ -94,7 +113,7 @@ export class Deployer implements IDisposable {
   }
 
   /** Every deployable environment: the declared ones that are not templates, and the live previews. */
-  private environments(): EnvironmentConfig[] {
+  environments(): EnvironmentConfig[] {
     const state = this.opts.currentConfig();
     if (!state.valid) return [];
     const declared = state.config.environments;
@@ -170,6 +189,7 @@ export class Deployer implements IDisposable {
     this.watches.delete(name);
     this.health.delete(name);
     this.opts.freePort?.(name);
+    await this.opts.desired?.forget(name, reason).catch(reportUnexpected);
     this.opts.store.append({ type: 'preview.destroyed', name, reason });
     return ok(preview);
   }
@@ -239,6 +259,48 @@ export class Deployer implements IDisposable {
     }
     if (live && target!.number === live.number) return err({ error: `${environment}@${live.number} is already live`, fix: 'name another release with --to' });
     return ok(this.schedule(envResult.value, target!, 'rollback', { requestedBy, runId: null, stage: null }));
+  }
+
+  /**
+   * Deploys what the desired state in git says: the release with exactly that content when there
+   * is one (a revert in git brings back the same release), else a new release of it.
+   */
+  syncTo(environment: string, state: EnvironmentState, revision: string, requestedBy: string): Result<Scheduled, ApiError> {
+    const envResult = this.environment(environment);
+    if (!envResult.ok) return envResult;
+    const env = envResult.value;
+    let release = this.opts.store.releases(environment, 200).find((r) => sameContent(state, r));
+    if (!release) {
+      release = {
+        environment,
+        number: this.opts.store.nextReleaseNumber(environment),
+        artifact: state.artifact.kind === 'image' ? { kind: 'image', repository: state.artifact.repository, digest: state.artifact.digest } : { ...state.artifact },
+        command: state.command,
+        env: state.env,
+        containerPort: state.containerPort,
+        replicas: state.replicas,
+        runId: state.source.run,
+        commit: state.source.commit,
+        createdAt: new Date().toISOString(),
+        createdBy: `${requestedBy} (git ${revision.slice(0, 7)})`,
+      };
+      this.opts.store.append({ type: 'release.created', release });
+    }
+    return ok(this.schedule(env, release, 'sync', { requestedBy, runId: null, stage: null }));
+  }
+
+  /** Applies the live release again: drift corrected. */
+  heal(environment: string, requestedBy: string): Result<Scheduled, ApiError> {
+    const envResult = this.environment(environment);
+    if (!envResult.ok) return envResult;
+    const live = this.liveRelease(environment);
+    if (!live) return err({ error: `${environment} has no live release to restore` });
+    return ok(this.schedule(envResult.value, live, 'heal', { requestedBy, runId: null, stage: null }));
+  }
+
+  /** A deployment of the environment is running or queued. */
+  busy(environment: string): boolean {
+    return this.locks.has(environment) || (this.queued.get(environment)?.length ?? 0) > 0;
   }
 
   approve(id: number, by: string, reason: string | null): Result<ApprovalInfo, ApiError> {
@@ -357,6 +419,7 @@ export class Deployer implements IDisposable {
       this.current.delete(env.name);
       done.resolve();
       if (this.locks.get(env.name) === mine) this.locks.delete(env.name);
+      this.opts.desired?.settled(env.name);
     }
   }
 
@@ -382,12 +445,20 @@ export class Deployer implements IDisposable {
     } catch (e) {
       return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: (e as Error).message });
     }
+    if (this.opts.desired) {
+      try {
+        await this.opts.desired.record(release, d);
+      } catch (e) {
+        return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `could not commit the desired state to git, so nothing was changed: ${(e as Error).message}` });
+      }
+    }
     progress(`deploying ${env.name}@${release.number} (${shortDigest(release.artifact.digest)}) with ${env.strategy} on ${env.runtime}`);
     let result;
     try {
       result = await runtime.value.apply(desired, env.strategy, { progress, signal: new AbortController().signal });
     } catch (e) {
       reportUnexpected(e);
+      await this.opts.desired?.revert(release, live, `${env.runtime} runtime error`, d).catch(reportUnexpected);
       return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${env.runtime} runtime error: ${(e as Error).message}` });
     }
     this.watch(env, runtime.value);
@@ -397,6 +468,7 @@ export class Deployer implements IDisposable {
       return emit({ status: 'succeeded', finishedAt: new Date().toISOString() });
     }
     const tail = result.log.trim().split('\n').slice(-5).join('\n');
+    if (d.trigger !== 'heal') await this.opts.desired?.revert(release, result.restored ? live : undefined, result.reason, d).catch(reportUnexpected);
     if (result.restored && live) {
       progress(`rolled back: ${env.name}@${live.number} still serves`);
       return emit({ status: 'rolled_back', finishedAt: new Date().toISOString(), reason: `${result.reason}; ${env.name}@${live.number} still serves${tail ? `\n${tail}` : ''}` });
@@ -424,6 +496,17 @@ export class Deployer implements IDisposable {
     if (this.health.get(environment) === health) return;
     this.health.set(environment, health);
     this.opts.store.append({ type: 'environment.health', environment, health, release });
+  }
+
+  /** Where users reach an environment: its public port on 127.0.0.1. */
+  async environmentUrl(environment: string): Promise<Result<string, ApiError>> {
+    const env = this.environment(environment);
+    if (!env.ok) return env;
+    try {
+      return ok(`http://127.0.0.1:${await this.opts.publicPort(env.value)}`);
+    } catch (e) {
+      return err({ error: `no address for ${environment}: ${(e as Error).message}` });
+    }
   }
 
   liveRelease(environment: string): Release | undefined {
@@ -519,6 +602,7 @@ export class Deployer implements IDisposable {
         queue: [...(this.queued.get(env.name) ?? [])],
         current: this.current.get(env.name) ?? null,
         preview: previews.get(env.name) ?? null,
+        sync: this.opts.desired?.status(env.name) ?? null,
       });
     }
     return out;

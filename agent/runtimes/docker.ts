@@ -440,6 +440,11 @@ export class DockerRuntime implements Runtime {
     await Promise.all(all.map((i) => this.removeQuietly(i.id, environment, true)));
   }
 
+  async removeInstances(environment: string, ids: string[]): Promise<void> {
+    const mine = new Set((await this.instances(environment)).map((i) => i.id));
+    await Promise.all(ids.filter((id) => mine.has(id)).map((id) => this.removeQuietly(id, environment, true)));
+  }
+
   dispose(): void {
     for (const w of [...this.watchers]) w.dispose();
   }
@@ -698,7 +703,8 @@ function toInstance(info: Docker.ContainerInspectInfo): Instance {
       id: info.Id,
       environment: labels[LABEL.environment],
       release,
-      artifactDigest: labels[LABEL.digest] ?? '',
+      // What the container really runs (a container made by hand may carry copied labels).
+      artifactDigest: /@(sha256:[0-9a-f]{64})$/.exec(info.Config.Image ?? '')?.[1] ?? (info.Config.Image || labels[LABEL.digest] || ''),
       address,
       state,
       env,

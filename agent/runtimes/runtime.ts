@@ -19,6 +19,8 @@ export interface Runtime extends IDisposable {
   watch(environment: string, onChange: () => void): IDisposable;
   health(environment: string): Promise<HealthStatus>;
   remove(environment: string): Promise<void>;
+  /** Removes some instances of an environment (prune); runtimes without it are pruned by applying the release again. */
+  removeInstances?(environment: string, ids: string[]): Promise<void>;
 }
 
 /** What an environment should run: the release and how to reach and check it. */

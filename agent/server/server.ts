@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION } from '../protocol';
 import { stepLogName } from '../steps/executor';
 import type { Store } from '../store/store';
 import type { IDisposable } from '../util/lifecycle';
+import type { Reconciler } from '../gitops/reconciler';
 import { checkRequest } from './auth';
 import { Subscriber } from './subscriber';
 
@@ -21,6 +22,8 @@ export interface AgentApi {
   readonly store: Store;
   readonly engine: Engine;
   readonly deployer: Deployer;
+  /** The GitOps reconciler; undefined when the workspace is not in a git repository. */
+  readonly reconciler: Reconciler | undefined;
   readonly conveyorDir: string;
   health(): Health;
   config(): ConfigState;
@@ -174,6 +177,29 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     const result = api.deployer.rollback(String(req.params.name), body.to as number | undefined, actor(via(body)));
     if (!result.ok) throw new HttpError(400, result.error);
     res.status(202).json(result.value.deployment);
+  });
+  const reconciler = (): Reconciler => {
+    if (!api.reconciler) throw bad('environments have no desired state in git: the workspace is not in a git repository', 'run "git init" and commit, then restart the agent');
+    return api.reconciler;
+  };
+  r.get('/environments/:name/state', async (req, res) => {
+    const result = await reconciler().view(String(req.params.name));
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json(result.value);
+  });
+  r.post('/environments/:name/sync', async (req, res) => {
+    const body = objectBody(req.body, ['dryRun', 'via']);
+    if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean') throw bad('"dryRun" must be true or false');
+    const result = await reconciler().sync(String(req.params.name), body.dryRun === true, actor(via(body)));
+    if (!result.ok) throw new HttpError(400, result.error);
+    res.json(result.value);
+  });
+  r.post('/environments/:name/reconcile', async (req, res) => {
+    const body = objectBody(req.body, ['paused', 'via']);
+    if (typeof body.paused !== 'boolean') throw bad('"paused" must be true or false', 'e.g. {"paused": true}');
+    const result = await reconciler().setPaused(String(req.params.name), body.paused);
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json(result.value);
   });
   r.get('/deployments/:id', (req, res) => {
     const id = Number(String(req.params.id).replace(/^#/, ''));

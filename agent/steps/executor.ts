@@ -41,6 +41,8 @@ export interface AttemptContext {
 export interface DeployPort {
   deploy(req: DeployRequest): Result<Scheduled, ApiError>;
   rollback(environment: string, to: number | undefined, requestedBy: string): Result<Scheduled, ApiError>;
+  /** Where users reach an environment (http://127.0.0.1:PORT), for stages that test it. */
+  environmentUrl(environment: string): Promise<Result<string, ApiError>>;
 }
 
 export type AbortReason = 'cancel' | 'timeout';

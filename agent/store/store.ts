@@ -456,6 +456,10 @@ export function runIdOf(e: AgentEvent): number | null {
     case 'environment.health':
     case 'preview.created':
     case 'preview.destroyed':
+    case 'sync.changed':
+    case 'drift.detected':
+    case 'state.committed':
+    case 'image.update':
       return null;
   }
 }

@@ -287,6 +287,7 @@ describe('config analyzer: defaults and normalization', () => {
       environments: [],
       watch: { include: ['**/*'], exclude: [], stages: [], tests: [] },
       secrets: [],
+      gitops: { repo: null, branch: 'conveyor/state', path: 'environments', intervalMs: 30_000 },
     } satisfies ConveyorConfig);
   });
 
