@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
 import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
-import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults } from '../protocol';
+import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults, StateView, SyncInfo, SyncResult } from '../protocol';
 import { FINISHED_RUN_STATUSES } from '../protocol';
 import { setUnexpectedErrorHandler } from '../util/lifecycle';
 import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
@@ -37,6 +37,10 @@ Commands:
   rollback ENV [--to N]  deploy an earlier release again (default: the one before the live one)
   preview create --branch B [--template T] | preview destroy NAME | preview list
                          preview environments: one per branch, from a template
+  drift ENV              the desired state in git against the live state, and what differs
+  sync ENV [--dry-run]   apply the desired state in git now (--dry-run: say what would change)
+  reconcile pause ENV | reconcile resume ENV
+                         stop or restart applying git and healing drift for an environment
   agent                  run the agent in the foreground (other commands start it in the background)
   stop                   stop the background agent
 
@@ -109,6 +113,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'approve':
       case 'reject':
         return await cmdDecide(command, rest, base);
+      case 'drift':
+        return await cmdDrift(rest, base);
+      case 'sync':
+        return await cmdSync(rest, base);
+      case 'reconcile':
+        return await cmdReconcile(rest, base);
       default:
         throw new UsageError(`unknown command "${command}"; see "conveyor --help"`);
     }
@@ -520,6 +530,7 @@ async function cmdEnvs(args: string[], c: Common): Promise<number> {
     const live = e.live ? `${e.name}@${e.live.number} ${e.live.artifact.digest.replace('sha256:', '').slice(0, 12)}${e.live.commit ? ` (${shortSha(e.live.commit)})` : ''} · ${ago(e.liveSince)} by ${e.liveBy}` : 'nothing deployed';
     c.out(`${paint(c.style, 'bold', e.name)} · ${e.runtime} · promotion ${e.promotion} · ${e.health}${e.url ? ` · ${e.url}` : ''}`);
     c.out(`  live: ${live}`);
+    if (e.sync) c.out(`  ${syncLine(c, e.sync)}`);
     if (e.current) c.out(`  deploying: #${e.current.id} → release ${e.current.toRelease} (${e.current.status})`);
     for (const q of e.queue) c.out(`  queued: #${q.id} → release ${q.toRelease}`);
     if (e.pendingApproval) c.out(paint(c.style, 'yellow', `  approval #${e.pendingApproval.id} pending for release ${e.pendingApproval.release}: conveyor approve ${e.pendingApproval.id}  |  conveyor reject ${e.pendingApproval.id}`));
@@ -637,6 +648,65 @@ async function cmdDecide(verdict: 'approve' | 'reject', args: string[], c: Commo
   const a = await agent.request<ApprovalInfo>('POST', `/approvals/${m[1]}/${verdict}`, { reason: values.reason, via: 'cli' });
   if (c.json) c.out(JSON.stringify(a, null, 2));
   else c.out(`approval #${a.id} ${a.status}: ${a.environment}@${a.release}${a.reason ? ` (${a.reason})` : ''}`);
+  return EXIT.ok;
+}
+
+function syncLine(c: Common, s: SyncInfo): string {
+  const color = s.sync === 'Synced' ? 'green' : s.sync === 'OutOfSync' ? 'yellow' : 'red';
+  const parts = [`git: ${paint(c.style, color, s.sync)}${s.causes.length ? ` (${s.causes.join(' + ')})` : ''}`, s.revision ? `at ${s.revision.slice(0, 7)}` : 'no desired state yet'];
+  if (s.paused) parts.push('reconcile paused');
+  else if (s.policy.manual) parts.push('manual');
+  else parts.push(`selfHeal ${s.policy.selfHeal ? 'on' : 'off'}, prune ${s.policy.prune ? 'on' : 'off'}`);
+  const lines = [parts.join(' · ')];
+  for (const d of s.diff.slice(0, 10)) lines.push(`    ${d.message}`);
+  if (s.error) lines.push(paint(c.style, 'red', `    ${s.error.message}`));
+  return lines.join('\n');
+}
+
+async function cmdDrift(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: COMMON_OPTIONS });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (!positionals[0]) throw new UsageError('name the environment: conveyor drift staging');
+  const agent = await client(c);
+  const v = await agent.request<StateView>('GET', `/environments/${encodeURIComponent(positionals[0])}/state`);
+  if (c.json) {
+    c.out(JSON.stringify(v, null, 2));
+    return EXIT.ok;
+  }
+  c.out(`${paint(c.style, 'bold', positionals[0])}: ${syncLine(c, v.sync)}`);
+  c.out(`  desired: ${v.sync.file} on ${v.branch}${v.repo ? ` of ${v.repo}` : ''}`);
+  if (v.sync.sync === 'Synced') c.out('  the live state is what git says');
+  return v.sync.sync === 'Synced' ? EXIT.ok : EXIT.failed;
+}
+
+async function cmdSync(args: string[], c: Common): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, 'dry-run': { type: 'boolean', default: false } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if (!positionals[0]) throw new UsageError('name the environment: conveyor sync staging [--dry-run]');
+  const agent = await client(c);
+  const since = (await agent.health()).lastSeq;
+  const r = await agent.request<SyncResult>('POST', `/environments/${encodeURIComponent(positionals[0])}/sync`, { dryRun: values['dry-run'], via: 'cli' });
+  if (c.json && (r.dryRun || !r.deployment)) {
+    c.out(JSON.stringify(r, null, 2));
+    return EXIT.ok;
+  }
+  if (!c.json) {
+    if (r.plan.length === 0) c.out(`${positionals[0]} is Synced: nothing to do`);
+    for (const line of r.plan) c.out(`${r.dryRun ? 'would ' : ''}${line}`);
+  }
+  if (!r.deployment) return EXIT.ok;
+  return followDeployment(agent, r.deployment, since, c);
+}
+
+async function cmdReconcile(args: string[], c: Common): Promise<number> {
+  const [verb, ...rest] = args;
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: COMMON_OPTIONS });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  if ((verb !== 'pause' && verb !== 'resume') || !positionals[0]) throw new UsageError('conveyor reconcile pause ENV | conveyor reconcile resume ENV');
+  const agent = await client(c);
+  const s = await agent.request<SyncInfo>('POST', `/environments/${encodeURIComponent(positionals[0])}/reconcile`, { paused: verb === 'pause' });
+  if (c.json) c.out(JSON.stringify(s, null, 2));
+  else c.out(`${positionals[0]}: reconcile ${s.paused ? 'paused: changes in git and drift are reported, not applied' : 'resumed'}\n  ${syncLine(c, s)}`);
   return EXIT.ok;
 }
 

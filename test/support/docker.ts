@@ -205,3 +205,37 @@ export class RequestLoop {
     await this.done;
   }
 }
+
+/**
+ * Restarts the Docker daemon the way test/setup/40-docker.sh started it (SIGTERM, then a new
+ * dockerd with the same log), and waits until it answers again. Containers with a restart
+ * policy come back on their own.
+ */
+export async function restartDockerd(docker = dockerClient()): Promise<void> {
+  const pids = await new Promise<number[]>((resolve) => execFile('pidof', ['dockerd'], (_e, out) => resolve(String(out).trim().split(/\s+/).filter(Boolean).map(Number))));
+  if (pids.length === 0) throw new Error('no dockerd runs: run `bash test/provision.sh` first');
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  const gone = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  for (let i = 0; i < 600 && !pids.every(gone); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!pids.every(gone)) throw new Error('dockerd did not stop within 60 s');
+  const cache = process.env.CONVEYOR_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'conveyor-test');
+  fs.mkdirSync(path.join(cache, 'docker'), { recursive: true });
+  const log = fs.openSync(path.join(cache, 'docker', 'dockerd.log'), 'a');
+  const { spawn } = await import('node:child_process');
+  const child = spawn('/usr/sbin/dockerd', [], { detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  fs.closeSync(log);
+  fs.writeFileSync(path.join(cache, 'docker', 'dockerd.pid'), String(child.pid));
+  for (let i = 0; i < 600; i++) {
+    if (await docker.ping().then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`dockerd did not answer within 60 s after a restart (see ${path.join(cache, 'docker', 'dockerd.log')})`);
+}

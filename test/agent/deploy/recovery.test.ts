@@ -33,7 +33,7 @@ environments:
 `;
 
 describe('deploy: the agent killed mid-deploy', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   let repo: TempRepo;
   let out: string;
 
@@ -56,7 +56,7 @@ describe('deploy: the agent killed mid-deploy', function () {
     fs.rmSync(out, { recursive: true, force: true });
   });
 
-  it('comes back serving a healthy release, and the record says which', async () => {
+  it('comes back serving a healthy release, the record says which, and it converges on the desired state in git', async () => {
     const a = await spawnAgent(repo.dir);
     const c1 = new AgentClient(a.discovery);
     const first = await c1.request<RunSummary>('POST', '/runs', {});
@@ -84,6 +84,21 @@ describe('deploy: the agent killed mid-deploy', function () {
       const interrupted = await c2.request<DeploymentInfo>('GET', '/deployments/2');
       assert.equal(interrupted.status, 'failed');
       assert.match(interrupted.reason!, /the agent stopped during this deployment; staging stays on release 1/);
+      // The desired state in git already says release 2 (a deploy commits first): the reconciler
+      // resumes it and converges, with exactly one instance and nothing left over.
+      fs.writeFileSync(path.join(out, 'v2-go'), '');
+      await until(
+        async () => {
+          const s = (await c2.request<EnvironmentStatus[]>('GET', '/environments'))[0];
+          return s.live?.number === 2 && s.sync?.sync === 'Synced' && s.health === 'Healthy';
+        },
+        'converged on release 2',
+        90_000,
+      );
+      assert.equal(await (await fetch(url)).text(), 'v2');
+      const last = (await c2.request<EnvironmentStatus[]>('GET', '/environments'))[0];
+      assert.deepEqual(last.sync!.diff, []);
+      assert.equal(last.current, null);
     } finally {
       b.child.kill('SIGTERM');
       await new Promise((r) => b.child.once('exit', r));

@@ -4,7 +4,7 @@ import type { Agent } from '../../../agent/agent';
 import type { SyncInfo } from '../../../agent/protocol';
 import { buildImage, type BuiltImage } from '../../../agent/steps/image-build';
 import { startAgent, TempRepo, until } from '../../support/fixtures';
-import { copyFixture, dockerCli, dockerClient, requireDocker, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
+import { copyFixture, dockerCli, dockerClient, requireDocker, restartDockerd, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
 import { events } from '../../support/events';
 
 const HEALTH = 'health: { http: /version, timeout: 20s, interval: 200ms }';
@@ -131,6 +131,25 @@ describe('gitops: drift and self-heal on docker', function () {
     const names = (await containers('healed')).map((c) => c.Names[0]);
     assert.ok(!names.includes('/conveyor-test-intruder'), names.join(', '));
     assert.equal(names.length, 1);
+  });
+
+  it('the Docker daemon restarted: the reconciler recovers without duplicating containers, and follows events again', async () => {
+    await restartDockerd(docker);
+    await until(
+      () => ['reported', 'healed'].every((e) => sync(e)?.sync === 'Synced' && sync(e)?.health === 'Healthy'),
+      'both Synced and Healthy after the restart',
+      90_000,
+    );
+    for (const e of ['reported', 'healed']) {
+      const list = await containers(e);
+      assert.equal(list.length, 1, `${e}: ${list.map((c) => `${c.Names[0]} ${c.State}`).join(', ')}`);
+      assert.equal(list[0].State, 'running');
+    }
+    // Docker's event stream is followed again: a removal is healed.
+    const before = events(agent, 'drift.detected').length;
+    await dockerCli('rm', '-f', (await containers('healed'))[0].Id);
+    await until(() => events(agent, 'drift.detected').slice(before).some((e) => e.action === 'healed'), 'healed after the restart', 30_000);
+    assert.equal((await containers('healed')).length, 1);
   });
 
   it('image update automation commits the newest tag in the semver range, and the reconciler deploys it', async () => {

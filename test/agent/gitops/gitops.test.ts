@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Agent } from '../../../agent/agent';
 import type { EnvironmentStatus, SyncInfo } from '../../../agent/protocol';
-import { finished, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
+import { cli, finished, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
 import { httpGet } from '../../support/docker';
 import { PACKAGE_STAGE } from '../../support/service';
 
@@ -109,7 +109,7 @@ describe('gitops: desired state in git', function () {
     const checkout = new StateCheckout(repo.dir);
     try {
       checkout.edit('environments/staging.yml', (t) => t.replace('GREETING: from-config', 'GREETING: from-git'), 'Say hello from git');
-      await until(async () => (await served()) === 'from-git', 'the new env served', 30_000);
+      await until(async () => (await served()) === 'from-git' && agent.store.deployments('staging', 1)[0].status === 'succeeded', 'the new env served', 30_000);
       const live = (await env()).live!;
       assert.equal(live.number, 2);
       assert.equal(live.env.GREETING, 'from-git');
@@ -181,7 +181,7 @@ describe('gitops: desired state in git', function () {
       assert.equal(await served(), 'from-config');
       const now = await agent.reconciler!.sync('staging', false, 'tester (test)');
       assert.ok(now.ok && now.value.deployment);
-      await until(async () => (await served()) === 'while-paused', 'applied by Sync now');
+      await until(async () => (await served()) === 'while-paused' && agent.store.deployments('staging', 1)[0].status === 'succeeded', 'applied by Sync now');
       const view = await agent.reconciler!.view('staging');
       assert.ok(view.ok);
       assert.equal(view.value.branch, 'conveyor/state');
@@ -191,6 +191,37 @@ describe('gitops: desired state in git', function () {
     } finally {
       checkout.dispose();
       await agent.reconciler!.setPaused('staging', false);
+    }
+  });
+
+  it('the CLI shows drift, previews and applies a sync, and pauses the reconciler', async () => {
+    const drift = await cli(['drift', 'staging'], { cwd: repo.dir });
+    assert.equal(drift.code, 0, drift.stderr);
+    assert.match(drift.stdout, /git: Synced · at [0-9a-f]{7} · selfHeal off, prune off/);
+    assert.match(drift.stdout, /desired: environments\/staging\.yml on conveyor\/state/);
+    const pause = await cli(['reconcile', 'pause', 'staging'], { cwd: repo.dir });
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.match(pause.stdout, /reconcile paused/);
+    const checkout = new StateCheckout(repo.dir);
+    try {
+      checkout.edit('environments/staging.yml', (t) => t.replace(/GREETING: .*/, 'GREETING: from-cli'), 'Change for the CLI');
+      await until(() => sync()?.causes.includes('desired'), 'OutOfSync');
+      const out = await cli(['drift', 'staging'], { cwd: repo.dir });
+      assert.equal(out.code, 1);
+      assert.match(out.stdout, /git: OutOfSync \(desired\)/);
+      assert.match(out.stdout, /env\.GREETING: git says from-cli, staging@\d+ has while-paused/);
+      const dry = await cli(['sync', 'staging', '--dry-run'], { cwd: repo.dir });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /^would deploy app\.tgz@[0-9a-f]{12} to staging as git says \(env\.GREETING\)/m);
+      assert.equal(await served(), 'while-paused');
+      const now = await cli(['sync', 'staging'], { cwd: repo.dir });
+      assert.equal(now.code, 0, now.stderr + now.stdout);
+      assert.match(now.stdout, /deploy #\d+ succeeded/);
+      assert.equal(await served(), 'from-cli');
+    } finally {
+      checkout.dispose();
+      const resume = await cli(['reconcile', 'resume', 'staging'], { cwd: repo.dir });
+      assert.match(resume.stdout, /reconcile resumed/);
     }
   });
 
