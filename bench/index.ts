@@ -8,6 +8,8 @@ import { benchDeployDocker } from './deploy-docker';
 import { benchBlueGreen } from './bluegreen';
 import { benchDevelop } from './develop';
 import { benchWatch } from './watch';
+import { benchGitops } from './gitops';
+import { benchLoad } from './load';
 import type { BenchResult } from './util';
 
 /**
@@ -22,6 +24,8 @@ const ALL: Record<string, () => Promise<BenchResult>> = {
   bluegreen: benchBlueGreen,
   develop: benchDevelop,
   watch: benchWatch,
+  gitops: benchGitops,
+  load: benchLoad,
 };
 
 async function main(): Promise<void> {

@@ -42,6 +42,7 @@ import type {
   StageTrigger,
 } from '../protocol';
 import { durationToMs, suggestDuration } from './duration';
+import { policyProblem } from '../gitops/image-update';
 import {
   SCHEMA,
   allowedKeys,
@@ -1094,7 +1095,25 @@ class Analysis {
 
   // -- semantic checks ------------------------------------------------------------------------
 
+  /** Image update policies: a semver range or a pattern, and each must parse. */
+  private checkImageUpdates(): void {
+    const envs = this.get(['environments']);
+    if (!isPlainObject(envs)) return;
+    for (const name of Object.keys(envs)) {
+      const policy = own(envs[name] as Record<string, unknown>, 'imageUpdate');
+      if (!isPlainObject(policy)) continue;
+      const semverRange = own(policy, 'semver');
+      const pattern = own(policy, 'pattern');
+      const problem = policyProblem({ semver: typeof semverRange === 'string' ? semverRange : null, pattern: typeof pattern === 'string' ? pattern : null });
+      if (!problem) continue;
+      const key = typeof semverRange === 'string' && /semver/.test(problem) ? 'semver' : typeof pattern === 'string' && /regular expression:/.test(problem) ? 'pattern' : null;
+      const loc = this.locate(key ? ['environments', name, 'imageUpdate', key] : ['environments', name, 'imageUpdate']);
+      this.add('invalid-value', key ? this.valueOffsets(loc) : this.keyOffsets(loc), problem, key ? undefined : 'add semver: "^1.0.0" (or pattern: "^main-[0-9]+$") under imageUpdate');
+    }
+  }
+
   private semanticChecks(): void {
+    this.checkImageUpdates();
     const stages = this.get(['pipeline', 'stages']);
     const names = new Map<string, number>();
     const list = Array.isArray(stages) ? stages : [];
