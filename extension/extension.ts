@@ -8,26 +8,34 @@ import { registerDeployToEnvironment } from './commands/deployToEnvironment';
 import { registerOpenEnvironment } from './commands/openEnvironment';
 import { registerDestroyPreview } from './commands/destroyPreview';
 import { registerOpenCommit } from './commands/openCommit';
+import { registerOpenDesiredState } from './commands/openDesiredState';
+import { registerPauseReconcile } from './commands/pauseReconcile';
+import { registerPreviewSync } from './commands/previewSync';
 import { registerPromote } from './commands/promoteEnvironment';
 import { registerRefresh } from './commands/refresh';
 import { registerReject } from './commands/rejectDeployment';
 import { registerRerunRun } from './commands/rerunRun';
 import { registerRestartAgent } from './commands/restartAgent';
+import { registerResumeReconcile } from './commands/resumeReconcile';
 import { registerRevealRun } from './commands/revealRun';
 import { registerRollback } from './commands/rollbackEnvironment';
 import { registerRollbackToRelease } from './commands/rollbackToRelease';
 import { registerRunPipeline } from './commands/runPipeline';
 import { registerRunStage } from './commands/runStage';
 import { registerShowAgentLog } from './commands/showAgentLog';
+import { registerShowDrift } from './commands/showDrift';
 import { registerShowLogs } from './commands/showLogs';
 import { registerStartAgent } from './commands/startAgent';
 import { registerStopAgent } from './commands/stopAgent';
+import { registerSyncEnvironment } from './commands/syncEnvironment';
 import { registerValidateConfig } from './commands/validateConfig';
 import { COMMIT_SCHEME, CommitDocumentProvider } from './commit';
 import { ENVIRONMENTS_VIEW, PIPELINES_VIEW } from './constants';
 import { DeployNotifications } from './deploys/deployNotifications';
 import { EnvironmentStore } from './deploys/environmentStore';
 import { ConfigDiagnostics } from './diagnostics/configDiagnostics';
+import { DriftNotifications } from './gitops/driftNotifications';
+import { STATE_SCHEME, StateDocuments } from './gitops/stateDocuments';
 import { LogTerminals } from './logs/logTerminals';
 import { SessionManager } from './session/sessionManager';
 import { StatusBarController } from './statusBar';
@@ -47,6 +55,10 @@ export interface ConveyorTestApi {
   /** The environments' statuses, from the agents' deploy events. */
   deploys: EnvironmentStore;
   deployNotifications: DeployNotifications;
+  /** Drift the reconciler reported, told once per event. */
+  driftNotifications: DriftNotifications;
+  /** The read-only documents of the desired and live state (conveyor-state: URIs). */
+  states: StateDocuments;
   diagnostics: ConfigDiagnostics;
   logTerminals: LogTerminals;
   statusBar: StatusBarController;
@@ -72,16 +84,19 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   const pipelinesView = vscode.window.createTreeView<PipelineNode>(PIPELINES_VIEW, { treeDataProvider: pipelines, showCollapseAll: true });
   const deploys = new EnvironmentStore(sessions, log);
   const deployNotifications = new DeployNotifications(sessions, deploys, log);
+  const driftNotifications = new DriftNotifications(sessions, deploys, log);
+  const states = new StateDocuments(sessions);
   const environments = new EnvironmentsProvider(sessions, deploys);
   const environmentsView = vscode.window.createTreeView(ENVIRONMENTS_VIEW, { treeDataProvider: environments });
   const diagnostics = new ConfigDiagnostics(sessions, log);
   const logTerminals = new LogTerminals(log);
   const statusBar = new StatusBarController(sessions);
   // Disposed with the extension: the sessions stop the agents they started.
-  context.subscriptions.push(sessions, pipelines, pipelinesView, deploys, deployNotifications, environments, environmentsView, diagnostics, logTerminals, statusBar);
+  context.subscriptions.push(sessions, pipelines, pipelinesView, deploys, deployNotifications, driftNotifications, states, environments, environmentsView, diagnostics, logTerminals, statusBar);
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(COMMIT_SCHEME, new CommitDocumentProvider()));
+  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(STATE_SCHEME, states));
 
-  const deps: CommandDeps = { sessions, pipelines, pipelinesView, logTerminals, diagnostics, log, agentOutput, deploys, deployNotifications };
+  const deps: CommandDeps = { sessions, pipelines, pipelinesView, logTerminals, diagnostics, log, agentOutput, deploys, deployNotifications, states };
   registerRunPipeline(context, deps);
   registerRunStage(context, deps);
   registerCancelRun(context, deps);
@@ -104,12 +119,18 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   registerRollbackToRelease(context, deps);
   registerOpenEnvironment(context, deps);
   registerDestroyPreview(context, deps);
+  registerShowDrift(context, deps);
+  registerSyncEnvironment(context, deps);
+  registerPreviewSync(context, deps);
+  registerOpenDesiredState(context, deps);
+  registerPauseReconcile(context, deps);
+  registerResumeReconcile(context, deps);
   const testing = registerTesting(context, { sessions, log });
 
   sessions.start();
   const activationMs = performance.now() - started;
   log.info(`activate() took ${activationMs.toFixed(1)} ms`);
-  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, deploys, deployNotifications, diagnostics, logTerminals, statusBar, testing } };
+  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, deploys, deployNotifications, driftNotifications, states, diagnostics, logTerminals, statusBar, testing } };
 }
 
 export function deactivate(): void {

@@ -7,6 +7,9 @@ import type {
   RunDetail,
   RunSummary,
   StartRunRequest,
+  StateView,
+  SyncInfo,
+  SyncResult,
 } from '../../agent/protocol';
 import { API_PREFIX } from '../../agent/protocol';
 
@@ -124,5 +127,20 @@ export class AgentHttp {
     if (q.step !== undefined) params.set('step', String(q.step));
     const query = params.toString();
     return this.request<string>('GET', `/runs/${id}/logs${query ? `?${query}` : ''}`, undefined, 60_000);
+  }
+
+  /** The environment's desired state file in git and its live state, in the same YAML shape. */
+  environmentState(environment: string): Promise<StateView> {
+    return this.request<StateView>('GET', `/environments/${encodeURIComponent(environment)}/state`, undefined, 60_000);
+  }
+
+  /** Applies the environment's desired state now (with `dryRun`, only says what it would do). */
+  syncEnvironment(environment: string, req: { dryRun?: boolean; via?: string }): Promise<SyncResult> {
+    return this.request<SyncResult>('POST', `/environments/${encodeURIComponent(environment)}/sync`, req, 60_000);
+  }
+
+  /** Pauses or resumes the reconciler for one environment: paused, changes are reported and not applied. */
+  setReconcilePaused(environment: string, paused: boolean): Promise<SyncInfo> {
+    return this.request<SyncInfo>('POST', `/environments/${encodeURIComponent(environment)}/reconcile`, { paused }, 60_000);
   }
 }

@@ -2,6 +2,7 @@ import type * as vscode from 'vscode';
 import type { DeployNotifications } from '../deploys/deployNotifications';
 import type { EnvironmentStore } from '../deploys/environmentStore';
 import type { ConfigDiagnostics } from '../diagnostics/configDiagnostics';
+import type { StateDocuments } from '../gitops/stateDocuments';
 import type { LogTerminals } from '../logs/logTerminals';
 import type { SessionManager } from '../session/sessionManager';
 import type { PipelineNode } from '../views/pipelines/nodes';
@@ -18,4 +19,6 @@ export interface CommandDeps {
   agentOutput: vscode.OutputChannel;
   deploys: EnvironmentStore;
   deployNotifications: DeployNotifications;
+  /** The read-only documents of environments' desired and live state. */
+  states: StateDocuments;
 }

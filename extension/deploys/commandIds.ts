@@ -11,5 +11,15 @@ export const DeployCommands = {
   rollbackToRelease: 'conveyor.rollbackToRelease',
 } as const;
 
+/** The IDs of the GitOps commands: an environment's desired state in git against its live state. */
+export const GitOpsCommands = {
+  showDrift: 'conveyor.showDrift',
+  syncEnvironment: 'conveyor.syncEnvironment',
+  previewSync: 'conveyor.previewSync',
+  openDesiredState: 'conveyor.openDesiredState',
+  pauseReconcile: 'conveyor.pauseReconcile',
+  resumeReconcile: 'conveyor.resumeReconcile',
+} as const;
+
 /** Statuses after which a deployment does not change any more. */
 export const FINISHED_DEPLOYMENT_STATUSES = ['succeeded', 'rolled_back', 'failed', 'rejected', 'cancelled'] as const;

@@ -6,6 +6,7 @@ import type { FolderSession } from '../session/folderSession';
 import { relativeTime } from '../util/time';
 import { ApprovalNode } from '../views/environments/approvalNode';
 import { DeploymentNode } from '../views/environments/deploymentNode';
+import { DriftItemNode, DriftNode } from '../views/environments/driftNode';
 import { EnvironmentNode } from '../views/environments/environmentNode';
 import { LiveReleaseNode, ReleaseNode, ReleasesNode } from '../views/environments/releaseNode';
 import { approvalTitle, otherReleases, releaseLine, releaseName } from './format';
@@ -23,10 +24,12 @@ export interface DeployArg {
   reason?: string;
   from?: string;
   run?: number;
+  /** A drift item's path (env.NAME, replicas, image (…)): Open Desired State goes to its key's line. */
+  path?: string;
 }
 
 /** Every node of the Environments view that names an environment. */
-export type EnvironmentTreeArg = EnvironmentNode | LiveReleaseNode | ReleaseNode | ReleasesNode | ApprovalNode | DeploymentNode;
+export type EnvironmentTreeArg = EnvironmentNode | LiveReleaseNode | ReleaseNode | ReleasesNode | ApprovalNode | DeploymentNode | DriftNode | DriftItemNode;
 
 /** What a deploy command may be given: a node, `{ folder, environment, … }`, or an environment name. */
 export type DeployCommandArg = EnvironmentTreeArg | DeployArg | string | number | undefined;
@@ -43,7 +46,9 @@ function isTreeArg(arg: DeployCommandArg): arg is EnvironmentTreeArg {
     arg instanceof ReleaseNode ||
     arg instanceof ReleasesNode ||
     arg instanceof ApprovalNode ||
-    arg instanceof DeploymentNode
+    arg instanceof DeploymentNode ||
+    arg instanceof DriftNode ||
+    arg instanceof DriftItemNode
   );
 }
 
@@ -55,7 +60,7 @@ export function deployArgOf(arg: DeployCommandArg): DeployArg {
 
 function environmentNameOf(arg: DeployCommandArg): string | undefined {
   if (arg instanceof EnvironmentNode) return arg.name;
-  if (arg instanceof LiveReleaseNode || arg instanceof ReleaseNode) return arg.environment;
+  if (arg instanceof LiveReleaseNode || arg instanceof ReleaseNode || arg instanceof DriftNode || arg instanceof DriftItemNode) return arg.environment;
   if (arg instanceof ReleasesNode) return arg.status.name;
   if (arg instanceof ApprovalNode) return arg.approval.environment;
   if (arg instanceof DeploymentNode) return arg.deployment.environment;

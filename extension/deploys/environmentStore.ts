@@ -7,13 +7,24 @@ import type { SessionManager } from '../session/sessionManager';
 import { errorMessage, Signal, sleep } from '../util/async';
 import { isFinished } from './format';
 
-/** The events of the deploy phase: what the Environments view and the notifications follow. */
+/**
+ * The events of the deploy phase and of GitOps (sync status, drift): what the Environments view
+ * and the notifications follow.
+ */
 export type DeployEvent = Extract<
   SequencedEvent,
-  { type: 'release.created' | 'deployment.changed' | 'deployment.progress' | 'approval.changed' | 'environment.health' }
+  { type: 'release.created' | 'deployment.changed' | 'deployment.progress' | 'approval.changed' | 'environment.health' | 'sync.changed' | 'drift.detected' }
 >;
 
-const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set(['release.created', 'deployment.changed', 'deployment.progress', 'approval.changed', 'environment.health']);
+const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'release.created',
+  'deployment.changed',
+  'deployment.progress',
+  'approval.changed',
+  'environment.health',
+  'sync.changed',
+  'drift.detected',
+]);
 
 function isDeployEvent(e: SequencedEvent): e is DeployEvent {
   return DEPLOY_EVENT_TYPES.has(e.type);

@@ -1,4 +1,4 @@
-import type { ApprovalInfo, DeploymentInfo, DeploymentStatus, EnvironmentStatus, HealthStatus, Release } from '../../agent/protocol';
+import type { ApprovalInfo, DeploymentInfo, DeploymentStatus, EnvironmentStatus, HealthStatus, Release, SyncInfo } from '../../agent/protocol';
 import { relativeTime, shortSha } from '../util/time';
 import { FINISHED_DEPLOYMENT_STATUSES } from './commandIds';
 
@@ -75,4 +75,14 @@ export function firstLine(text: string | null): string {
 /** `production@2 is waiting for approval (run #3)`. */
 export function approvalTitle(a: ApprovalInfo): string {
   return `${releaseName(a.environment, a.release)} is waiting for approval`;
+}
+
+/** A sync status as the tree and the notifications write it: Synced, OutOfSync, "sync unknown". */
+export function syncWord(sync: SyncInfo['sync']): string {
+  return sync === 'Unknown' ? 'sync unknown' : sync;
+}
+
+/** Why an environment is out of sync, in words: "git changed, not applied yet", "changed by hand". */
+export function causesWord(causes: SyncInfo['causes']): string {
+  return causes.map((c) => (c === 'desired' ? 'git changed, not applied yet' : 'changed by hand (drift)')).join('; ');
 }

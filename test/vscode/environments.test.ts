@@ -4,7 +4,9 @@
  * repository whose pipeline packages a tiny Node server and deploys it with the `process`
  * runtime (no Docker) to staging (automatic, blue-green), then production (manual approval);
  * a third environment, qa, starts slowly and is deployed only from the editor. The agent is
- * the real bundled one (dist/cli.js).
+ * the real bundled one (dist/cli.js). A second repository, whose staging answers $GREETING, runs
+ * the GitOps suite of test/vscode/suite/gitops.spec.ts: its desired state is the branch
+ * conveyor/state of that repository.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -102,6 +104,37 @@ function stopLeftovers(folder: string): void {
   }
 }
 
+/** The title of the suite in test/vscode/suite/gitops.spec.ts. */
+const GITOPS_SUITE = 'Conveyor GitOps: sync, drift and the desired state in the editor';
+
+/** A service answering $GREETING, so that a change of the desired state's env shows in what it serves. */
+const GREETING_SERVER = `const http = require('node:http');
+http.createServer((req, res) => {
+  if (req.url === '/healthz') { res.writeHead(200); return res.end('ok'); }
+  res.end(process.env.GREETING || 'no greeting');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+const GITOPS_CONFIG = `pipeline:
+  name: service
+  stages:
+    - name: package
+      run: mkdir -p dist && tar -czf dist/app.tgz server.js
+      artifacts: [dist/app.tgz]
+    - name: staging
+      kind: deploy
+      environment: staging
+      needs: [package]
+environments:
+  staging:
+    runtime: process
+    promotion: auto
+    start: node server.js
+    env: { GREETING: hello from config }
+    health: { http: /healthz, timeout: 10s, interval: 100ms }
+gitops: { branch: conveyor/state }
+`;
+
 describe('Deploys from VS Code: Environments view, deploy commands, notifications (real extension host)', function () {
   this.timeout(10 * 60_000);
   let repo: TempRepo;
@@ -131,6 +164,39 @@ describe('Deploys from VS Code: Environments view, deploy commands, notification
     assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
     const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
     assert.ok(passing >= 9, `every test of the suite ran (${passing} passing)`);
+    assert.doesNotMatch(result.output, /failing|pending/);
+  });
+});
+
+describe('GitOps from VS Code: sync and health, drift, the desired state, pause and resume (real extension host)', function () {
+  this.timeout(10 * 60_000);
+  let repo: TempRepo;
+
+  before(function () {
+    assert.ok(fs.existsSync(path.join(repoRoot(), 'dist', 'cli.js')), 'dist/cli.js exists (npm run build)');
+    assert.ok(fs.existsSync(path.join(repoRoot(), 'dist', 'extension.js')), 'dist/extension.js exists (npm run build)');
+    repo = new TempRepo({ 'conveyor.yml': GITOPS_CONFIG, 'server.js': GREETING_SERVER, '.vscode/settings.json': WORKSPACE_SETTINGS, '.gitignore': 'dist/\n' }, 'greeting service');
+  });
+
+  after(function () {
+    if (!repo) return;
+    stopLeftovers(repo.dir);
+    repo.dispose();
+  });
+
+  it('passes the in-editor suite: Synced · Healthy, pause, OutOfSync with its drift, preview, diff, desired state, drift notice, sync, resume, state file errors', async function () {
+    const result = await runExtensionTests({
+      extensionDevelopmentPath: repoRoot(),
+      extensionTestsPath: path.join(repoRoot(), 'out', 'test', 'vscode', 'suite', 'index.js'),
+      folder: repo.dir,
+      env: { CONVEYOR_SUITE_GREP: GITOPS_SUITE },
+      timeoutMs: 8 * 60_000,
+      screenshotPath: 'vscode-gitops-suite.png',
+    });
+    console.log(result.output.replace(/^/gm, '    | '));
+    assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
+    const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
+    assert.ok(passing >= 12, `every test of the suite ran (${passing} passing)`);
     assert.doesNotMatch(result.output, /failing|pending/);
   });
 });

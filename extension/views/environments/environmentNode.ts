@@ -1,13 +1,14 @@
 import * as vscode from 'vscode';
-import type { EnvironmentConfig, EnvironmentStatus, RuntimeName, PromotionMode } from '../../../agent/protocol';
-import { DeployCommands } from '../../deploys/commandIds';
-import { deploymentWord, healthWord, otherReleases, releaseName, shortDigest } from '../../deploys/format';
+import type { EnvironmentConfig, EnvironmentStatus, RuntimeName, PromotionMode, SyncInfo } from '../../../agent/protocol';
+import { DeployCommands, GitOpsCommands } from '../../deploys/commandIds';
+import { causesWord, deploymentWord, healthWord, otherReleases, releaseName, shortDigest, syncWord } from '../../deploys/format';
 import type { FolderSession } from '../../session/folderSession';
 import { absoluteTime, relativeTime, shortSha } from '../../util/time';
 import { Icons } from '../icons';
 import type { ApprovalNode } from './approvalNode';
 import type { DeploymentNode } from './deploymentNode';
-import { healthCodicon, healthIcon } from './environmentIcons';
+import type { DriftItemNode, DriftNode } from './driftNode';
+import { environmentIcon, healthCodicon } from './environmentIcons';
 import type { LiveReleaseNode, ReleaseNode, ReleasesNode } from './releaseNode';
 
 /** How commands name an environment without a node: `{ folder, environment }`. */
@@ -24,9 +25,12 @@ export function commandLink(title: string, command: string, ...args: unknown[]):
 /** Markdown that may run the deploy commands from its links (and nothing else). */
 export function trustedMarkdown(): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
-  md.isTrusted = { enabledCommands: [DeployCommands.openEnvironment] };
+  md.isTrusted = { enabledCommands: [DeployCommands.openEnvironment, GitOpsCommands.showDrift, GitOpsCommands.previewSync] };
   return md;
 }
+
+/** How many drift items an environment's tooltip lists; the Drift node lists them all. */
+const TOOLTIP_DRIFT_ITEMS = 5;
 
 /** Markdown-escapes text the agent or the user wrote. */
 export function escapeMarkdown(text: string): string {
@@ -34,9 +38,10 @@ export function escapeMarkdown(text: string): string {
 }
 
 /**
- * An environment: runtime, promotion and health (its icon), its live release; below it the
- * live release, a pending approval, the deployment holding its lock and those queued behind it,
- * and the earlier releases. Made from conveyor.yml until the agent's status is known.
+ * An environment: runtime, promotion, sync status against git, health (its icon), its live
+ * release; below it the live release, the drift when it is out of sync, a pending approval, the
+ * deployment holding its lock and those queued behind it, and the earlier releases. Made from
+ * conveyor.yml until the agent's status is known.
  */
 export class EnvironmentNode extends vscode.TreeItem {
   readonly kind = 'environment' as const;
@@ -54,9 +59,14 @@ export class EnvironmentNode extends vscode.TreeItem {
     this.update(config, status);
   }
 
-  /** True when an environment with this status shows children: its releases, approval, deployments. */
+  /** True when an environment with this status shows children: its releases, drift, approval, deployments. */
   static hasChildren(status: EnvironmentStatus | undefined): boolean {
-    return !!status && (!!status.live || !!status.pendingApproval || !!status.current || status.queue.length > 0 || status.releases.length > 0);
+    return !!status && (!!status.live || EnvironmentNode.hasDrift(status) || !!status.pendingApproval || !!status.current || status.queue.length > 0 || status.releases.length > 0);
+  }
+
+  /** True when the environment is out of sync with git and the agent listed the differences (its Drift node). */
+  static hasDrift(status: EnvironmentStatus | undefined): boolean {
+    return status?.sync?.sync === 'OutOfSync' && status.sync.diff.length > 0;
   }
 
   /** `{ folder, environment }`: what the tooltip's links pass to commands. */
@@ -70,14 +80,17 @@ export class EnvironmentNode extends vscode.TreeItem {
     const runtime: RuntimeName = status?.runtime ?? config?.runtime ?? 'process';
     const promotion: PromotionMode = status?.promotion ?? config?.promotion ?? 'auto';
     const live = status?.live ?? null;
+    const sync = status?.sync ?? null;
     const parts = [runtime, `${promotion} promotion`];
-    // Nothing deployed yet says so by its icon; from the first deployment on, health is a word too.
+    // Nothing deployed (nor desired) yet says so by its icon; from then on, sync and health are words too.
+    if (sync && (live || sync.sync !== 'Synced')) parts.push(syncWord(sync.sync));
     if (status && (live || status.health !== 'Missing')) parts.push(status.health);
+    if (sync?.paused) parts.push('paused');
     if (live) parts.push(`@${live.number}`);
     if (status?.current) parts.push(`deploying #${status.current.id}${status.queue.length ? ` (${status.queue.length} queued)` : ''}`);
     if (status?.pendingApproval) parts.push('approval pending');
     this.description = parts.join(' · ');
-    this.iconPath = status ? healthIcon(status.health) : Icons.environment;
+    this.iconPath = status ? environmentIcon(status.health, sync?.sync) : Icons.environment;
     this.hasChildren = EnvironmentNode.hasChildren(status);
     this.collapsibleState = this.hasChildren ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None;
     // The editor keeps the expansion it first saw for an id: an environment that gets its first
@@ -99,6 +112,7 @@ export class EnvironmentNode extends vscode.TreeItem {
       md.appendMarkdown('\n\nnothing deployed yet');
     }
     if (status?.url) md.appendMarkdown(`\n\n${status.url} · ${commandLink('Open in Browser', DeployCommands.openEnvironment, this.ref)}`);
+    if (sync) this.syncTooltip(md, sync);
     if (status?.current) {
       const c = status.current;
       md.appendMarkdown(`\n\n$(lock) locked by deploy #${c.id} → ${releaseName(this.name, c.toRelease)} (${deploymentWord(c.status)})`);
@@ -119,15 +133,39 @@ export class EnvironmentNode extends vscode.TreeItem {
       status?.pendingApproval ? 'approvalPending' : '',
       status?.current ? 'locked' : '',
       status?.preview ? 'preview' : '',
+      sync ? 'gitops' : '',
+      sync ? `sync:${sync.sync}` : '',
+      sync ? `reconcile:${sync.paused ? 'paused' : 'active'}` : '',
     ]
       .filter(Boolean)
       .join(' ');
     const a11y = [`Environment ${this.name}: runtime ${runtime}, ${promotion} promotion`];
+    if (sync && (live || sync.sync !== 'Synced')) a11y.push(sync.sync === 'OutOfSync' ? 'out of sync with git' : sync.sync === 'Synced' ? 'in sync with git' : 'sync with git unknown');
+    if (sync?.paused) a11y.push('reconciling paused');
     if (status) a11y.push(healthWord(status.health));
     if (live) a11y.push(`live release ${live.number}${status?.liveSince ? `, ${relativeTime(status.liveSince, now)}` : ''}`);
     if (status?.pendingApproval) a11y.push('an approval is pending');
     this.accessibilityInformation = { label: a11y.join(', ') };
     return this;
+  }
+
+  /** The GitOps part of the tooltip: sync status, where the desired state is, the differences and the error. */
+  private syncTooltip(md: vscode.MarkdownString, sync: SyncInfo): void {
+    md.appendMarkdown(`\n\n$(git-compare) **${syncWord(sync.sync)}** with ${escapeMarkdown(sync.file)}${sync.revision ? ` at \`${shortSha(sync.revision)}\`` : ''}`);
+    if (sync.causes.length) md.appendMarkdown(`: ${causesWord(sync.causes)}`);
+    const policy = sync.policy.manual ? 'manual sync' : ['auto sync', sync.policy.selfHeal ? 'self-heal' : '', sync.policy.prune ? 'prune' : ''].filter(Boolean).join(', ');
+    md.appendMarkdown(`  \n${sync.paused ? '$(debug-pause) reconciling paused: changes are reported, not applied' : policy}`);
+    if (sync.diff.length) {
+      md.appendMarkdown('\n\n');
+      md.appendMarkdown(sync.diff.slice(0, TOOLTIP_DRIFT_ITEMS).map((i) => `- ${escapeMarkdown(i.message)}`).join('\n'));
+      if (sync.diff.length > TOOLTIP_DRIFT_ITEMS) md.appendMarkdown(`\n- … and ${sync.diff.length - TOOLTIP_DRIFT_ITEMS} more`);
+    }
+    if (sync.error) {
+      const where = sync.error.line !== null ? `${sync.file}:${sync.error.line}` : '';
+      const located = !where || sync.error.message.startsWith(`${sync.file}:`) ? '' : `${escapeMarkdown(where)}: `;
+      md.appendMarkdown(`\n\n$(error) ${located}${escapeMarkdown(sync.error.message.replace(/\s*\n\s*/g, ' '))}`);
+    }
+    if (sync.sync === 'OutOfSync') md.appendMarkdown(`\n\n${commandLink('Show Drift', GitOpsCommands.showDrift, this.ref)} · ${commandLink('Preview Sync', GitOpsCommands.previewSync, this.ref)}`);
   }
 }
 
@@ -162,4 +200,6 @@ export type EnvironmentTreeNode =
   | ApprovalNode
   | DeploymentNode
   | ReleasesNode
-  | ReleaseNode;
+  | ReleaseNode
+  | DriftNode
+  | DriftItemNode;

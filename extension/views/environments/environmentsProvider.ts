@@ -8,6 +8,7 @@ import { Icons } from '../icons';
 import { RefreshScheduler } from '../refreshScheduler';
 import { ApprovalNode } from './approvalNode';
 import { DeploymentNode } from './deploymentNode';
+import { DriftNode } from './driftNode';
 import { EnvironmentFolderNode, EnvironmentMessageNode, EnvironmentNode, type EnvironmentTreeNode } from './environmentNode';
 import { LiveReleaseNode, ReleasesNode } from './releaseNode';
 
@@ -17,7 +18,7 @@ const CLOCK_MS = 30_000;
 /**
  * The Environments view: the environments conveyor.yml declares (GET /api/config, then
  * config.changed events), with what the agent says of each (EnvironmentStatus, kept current by
- * the EnvironmentStore from the deploy events). Environment nodes are kept and updated in place;
+ * the EnvironmentStore from the deploy, sync and drift events). Environment nodes are kept and updated in place;
  * changes are coalesced into at most ten refreshes a second, of the changed environments only
  * when the list itself is unchanged.
  */
@@ -108,6 +109,7 @@ export class EnvironmentsProvider implements vscode.TreeDataProvider<Environment
       case 'environment':
         return this.childrenOf(node);
       case 'releases':
+      case 'drift':
         return node.getChildren();
       default:
         return [];
@@ -170,6 +172,7 @@ export class EnvironmentsProvider implements vscode.TreeDataProvider<Environment
     if (!status) return [];
     const out: EnvironmentTreeNode[] = [];
     if (status.live) out.push(new LiveReleaseNode(env, env.session, status as EnvironmentStatus & { live: Release }, now));
+    if (status.sync && EnvironmentNode.hasDrift(status)) out.push(new DriftNode(env, env.session, status.sync));
     if (status.pendingApproval) out.push(new ApprovalNode(env, env.session, status.pendingApproval, now));
     if (status.current) out.push(new DeploymentNode(env, env.session, status.current, 0, status.queue.length, this.store.lastProgress(env.session, status.current.id), now));
     status.queue.forEach((d, i) => out.push(new DeploymentNode(env, env.session, d, i + 1, status.queue.length, undefined, now)));

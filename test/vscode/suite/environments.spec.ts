@@ -166,12 +166,13 @@ describe(ENVIRONMENTS_SUITE, function () {
 
   it('runs the pipeline: staging is live and Healthy with release 1; production waits for approval', async function () {
     const run = await runPipeline();
+    // In sync with its desired state in git (the deploy committed it) and healthy.
     const staging = await until(() => {
       const e = envSnap('staging');
-      return e?.icon === 'pass' && e.children.some((c) => c.kind === 'live') ? e : undefined;
-    }, 'staging Healthy with a live release', DEPLOY_WAIT);
+      return e?.description === 'process · auto promotion · Synced · Healthy · @1' && e.children.some((c) => c.kind === 'live') ? e : undefined;
+    }, 'staging Synced and Healthy with a live release', DEPLOY_WAIT);
+    assert.equal(staging.icon, 'pass');
     assert.equal(staging.iconColor, 'testing.iconPassed');
-    assert.equal(staging.description, 'process · auto promotion · Healthy · @1');
     const live = staging.children.find((c) => c.kind === 'live')!;
     assert.equal(live.label, 'staging@1');
     const head = git('rev-parse', 'HEAD').trim();
@@ -271,9 +272,9 @@ describe(ENVIRONMENTS_SUITE, function () {
 
     const staging = await until(() => {
       const e = envSnap('staging');
-      return e && !e.children.some((c) => c.kind === 'deployment') && e.icon === 'pass' ? e : undefined;
-    }, 'staging back to Healthy with no deployment in progress', DEPLOY_WAIT);
-    assert.equal(staging.description, 'process · auto promotion · Healthy · @1');
+      return e && !e.children.some((c) => c.kind === 'deployment') && e.description === 'process · auto promotion · Synced · Healthy · @1' ? e : undefined;
+    }, 'staging back to Synced and Healthy with no deployment in progress', DEPLOY_WAIT);
+    assert.equal(staging.icon, 'pass');
     assert.equal(staging.children.find((c) => c.kind === 'live')!.label, 'staging@1');
     const releases = staging.children.find((c) => c.kind === 'releases')!;
     assert.deepEqual(
@@ -297,7 +298,7 @@ describe(ENVIRONMENTS_SUITE, function () {
       const e = envSnap('production');
       return e?.children.some((c) => c.kind === 'approval' && c.label === 'production@2 is waiting for approval') ? e : undefined;
     }, 'the approval of production@2', DEPLOY_WAIT);
-    assert.equal(envSnap('staging')!.description, 'process · auto promotion · Healthy · @3');
+    await until(() => envSnap('staging')?.description === 'process · auto promotion · Synced · Healthy · @3', 'staging Synced and Healthy on release 3');
     assert.equal((await get(`${status('staging')!.url}/`)).body, 'hello v3');
     assert.ok(production);
 
@@ -313,7 +314,7 @@ describe(ENVIRONMENTS_SUITE, function () {
     assert.equal((await finishedRun(session, run.id, DEPLOY_WAIT)).summary.status, 'failed');
     await until(() => {
       const e = envSnap('production');
-      return e && !e.children.some((c) => c.kind === 'approval') && e.description === 'process · manual promotion · Healthy · @1';
+      return e && !e.children.some((c) => c.kind === 'approval') && e.description === 'process · manual promotion · Synced · Healthy · @1';
     }, 'production still on release 1, no approval pending');
     assert.equal((await get(`${status('production')!.url}/`)).body, 'hello v1');
     // A rejection is what the person asked for: no warning or error about it.
@@ -331,7 +332,7 @@ describe(ENVIRONMENTS_SUITE, function () {
     assert.deepEqual(quickPicks[1].labels, ['staging@2', 'staging@1'], 'every release but the live one, newest first');
     const staging = await until(() => {
       const e = envSnap('staging');
-      return e?.description === 'process · auto promotion · Healthy · @1' ? e : undefined;
+      return e?.description === 'process · auto promotion · Synced · Healthy · @1' ? e : undefined;
     }, 'staging on release 1 again');
     assert.equal(staging.children.find((c) => c.kind === 'live')!.label, 'staging@1');
     assert.match(staging.children.find((c) => c.kind === 'live')!.description, /by \S+ \(editor\)$/);
