@@ -58,8 +58,12 @@ export const FINISHED_STAGE_STATUSES: readonly StageStatus[] = [
 /**
  * The stage kinds. `command` runs shell commands; `image` builds a container image from the
  * run's tree and pushes it to a registry; `deploy` deploys the run's artifact to an environment.
+ * The test kinds: `smoke` probes a deployed environment over HTTP; `integration` runs its commands
+ * beside service containers; `acceptance` runs its commands against an environment's URL; `matrix`
+ * runs its commands once per combination of its axes; `load` puts an environment under load and
+ * checks thresholds; `scan` checks the lockfiles' dependencies against advisories.
  */
-export type StageKind = 'command' | 'image' | 'deploy';
+export type StageKind = 'command' | 'image' | 'deploy' | 'smoke' | 'integration' | 'acceptance' | 'matrix' | 'load' | 'scan';
 
 /** Test report formats the agent can read. */
 export type ReportFormat = 'junit' | 'tap' | 'mocha-json';
@@ -147,6 +151,16 @@ export interface StageConfig {
   report?: ReportConfig;
   /** Paths or globs, relative to the working directory, recorded after the stage succeeds. */
   artifacts: string[];
+  /** For smoke stages: the HTTP probes of `environment`, one try each. */
+  probes?: SmokeProbe[];
+  /** For integration stages: the containers started beside the commands, in the order written. */
+  services?: ServiceConfig[];
+  /** For matrix stages: the axes whose combinations each run the commands. */
+  matrix?: MatrixConfig;
+  /** For load stages: the requests, the load and the thresholds. */
+  load?: LoadConfig;
+  /** For scan stages: the lockfiles, the advisory sources and the gate. */
+  scan?: ScanConfig;
 }
 
 export interface ImageConfig {
@@ -158,6 +172,135 @@ export interface ImageConfig {
   context: string;
   dockerfile: string;
 }
+
+/** One HTTP request of a smoke stage and what its answer must be. */
+export interface SmokeProbe {
+  /** Shown as the test's name: "GET /healthz" unless named. */
+  name: string;
+  /** A path on the environment's URL, or an absolute URL (exactly one of them is set). */
+  path: string | null;
+  url: string | null;
+  method: string;
+  headers: Record<string, string>;
+  body: string | null;
+  /** Accepted status codes (default [200]). */
+  status: number[];
+  /** Texts the body must contain. */
+  contains: string[];
+  /** A regular expression the body must match. */
+  matches: string | null;
+  /** JSON paths ("$.status", "$.items[0].id") and the values they must equal. */
+  json: Record<string, unknown>;
+  /** The longest the answer may take, in milliseconds. */
+  withinMs: number | null;
+  /** How long the one try may take before it fails. */
+  timeoutMs: number;
+  /** Where the probe is written in conveyor.yml. */
+  location: SourceLocation | null;
+}
+
+/** How an integration stage tells a service container is ready. */
+export type ServiceHealth =
+  | { kind: 'tcp' }
+  | { kind: 'http'; path: string }
+  /** A command run inside the container (docker exec); exit code 0 is healthy. */
+  | { kind: 'command'; command: string[] };
+
+/** A container an integration stage starts on the attempt's private network. */
+export interface ServiceConfig {
+  /** The name other services reach it by; also the prefix of its variables (DB_HOST, DB_PORT, DB_URL). */
+  name: string;
+  image: string;
+  /** The container's command; empty: the image's own. */
+  command: string[];
+  env: Record<string, string>;
+  /** The port the service listens on inside the container, published on 127.0.0.1. */
+  port: number;
+  health: ServiceHealth;
+  /** How long it has to become healthy, in milliseconds. */
+  timeoutMs: number;
+}
+
+/** The axes of a matrix stage and the combinations left out or allowed to fail. */
+export interface MatrixConfig {
+  /** In the order written. */
+  axes: { name: string; values: string[] }[];
+  /** Combinations not run: a cell matching every key of an entry is left out. */
+  exclude: Record<string, string>[];
+  /** Combinations that may fail without failing the stage. */
+  optional: Record<string, string>[];
+  /** Every combination that runs, in the axes' order (the first axis varies slowest). */
+  cells: { values: Record<string, string>; optional: boolean }[];
+}
+
+/** Which cell of which matrix stage a stage is: on the cells' StageInfo. */
+export interface MatrixCell {
+  /** The matrix stage the cell belongs to. */
+  of: string;
+  /** Axis name to value, in the axes' order. */
+  cell: Record<string, string>;
+  /** The cell may fail without failing the matrix stage. */
+  optional: boolean;
+}
+
+export type LoadMetric = 'p50' | 'p90' | 'p95' | 'p99' | 'max' | 'mean' | 'errorRate' | 'throughput';
+
+/** A threshold of a load stage as written: `p95: "< 200ms"`. */
+export interface LoadThresholdConfig {
+  metric: LoadMetric;
+  expr: string;
+  location: SourceLocation | null;
+}
+
+/** What a load stage sends, how hard, and the thresholds its result must meet. */
+export interface LoadConfig {
+  /** A path on the environment's URL, or an absolute URL (exactly one of them is set). */
+  path: string | null;
+  url: string | null;
+  method: string;
+  headers: Record<string, string>;
+  body: string | null;
+  /** Concurrent connections (virtual users). */
+  connections: number;
+  /** Requests per second (a fixed arrival rate); null: each connection sends when the last answer arrives. */
+  rate: number | null;
+  durationMs: number;
+  thresholds: LoadThresholdConfig[];
+}
+
+/** The figures of one load stage's result, as recorded for trends (the generator's LoadResult). */
+export interface LoadSummary {
+  requests: number;
+  errors: number;
+  /** 0..1 */
+  errorRate: number;
+  statusCounts: Record<string, number>;
+  errorKinds: Record<string, number>;
+  /** Completed requests per second. */
+  throughput: number;
+  bytes: number;
+  latencyMs: { min: number; mean: number; p50: number; p90: number; p95: number; p99: number; max: number };
+  durationMs: number;
+  /** Arrival-rate requests not sent because every connection was busy. */
+  dropped: number;
+  generator: { cpuUserMs: number; cpuSystemMs: number; cpuShare: number; saturated: boolean };
+}
+
+/** What a scan stage checks and when it fails. */
+export interface ScanConfig {
+  /** Relative to the stage's working directory. */
+  lockfiles: string[];
+  sources: ScanSourceConfig[];
+  failOn: 'low' | 'moderate' | 'high' | 'critical';
+  /** What an advisory source that cannot be reached does to the stage. */
+  unreachable: 'fail' | 'warn';
+}
+
+export type ScanSourceConfig =
+  | { kind: 'npm-audit'; registry: string | null }
+  | { kind: 'osv-api'; url: string }
+  /** A folder of OSV JSON records, relative to the config file's folder. */
+  | { kind: 'osv-folder'; path: string };
 
 export type RuntimeName = 'process' | 'docker' | 'swarm' | 'kubernetes';
 export type PromotionMode = 'auto' | 'manual';
@@ -290,6 +433,8 @@ export interface StageInfo {
   finishedAt: string | null;
   /** A one-line explanation: "exit code 1 in step 2", "timed out after 5s", "needs build (failed)". */
   message: string | null;
+  /** Set on each cell of a matrix stage: which stage it belongs to and its combination. */
+  matrix?: MatrixCell;
 }
 
 export interface StepInfo {
@@ -605,6 +750,7 @@ export type AgentEvent =
       results: TestResult[];
     }
   | { type: 'report.unreadable'; runId: number; stage: string; attempt: number; path: string; reason: string }
+  | { type: 'load.reported'; runId: number; stage: string; attempt: number; environment: string; url: string; result: LoadSummary }
   | { type: 'artifact.recorded'; artifact: ArtifactInfo }
   | { type: 'release.created'; release: Release }
   | { type: 'deployment.changed'; deployment: DeploymentInfo }

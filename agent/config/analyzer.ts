@@ -35,12 +35,20 @@ import type {
   Diagnostic,
   DiagnosticCode,
   EnvironmentConfig,
+  LoadConfig,
+  LoadMetric,
+  MatrixConfig,
   Range,
   RelatedLocation,
   ReportConfig,
+  ScanConfig,
+  ServiceConfig,
+  SmokeProbe,
+  SourceLocation,
   StageConfig,
   StageTrigger,
 } from '../protocol';
+import { parseThreshold } from '../steps/loadgen';
 import { durationToMs, suggestDuration } from './duration';
 import { policyProblem } from '../gitops/image-update';
 import {
@@ -247,7 +255,9 @@ function yamlFix(e: YAMLError): string {
       if (/directive/i.test(m)) return 'add a "---" line after the "%" directives, or remove them';
       return 'add the missing character';
     case 'UNEXPECTED_TOKEN':
-      if (/Block scalar header/.test(m)) return 'write nothing after "|" or ">" but an indentation or chomping indicator';
+      if (/Block scalar header/.test(m)) {
+        return 'quote a value that starts with ">" or "|", e.g. throughput: ">= 100/s"; for a block scalar, write nothing after "|" or ">" but an indentation or chomping indicator';
+      }
       return 'remove it, or quote the value if it is text';
     case 'BAD_SCALAR_START':
       return 'quote the value, e.g. "@value"';
@@ -760,6 +770,11 @@ class Analysis {
     if (p.length === 4 && p[0] === 'pipeline' && p[1] === 'stages') {
       return `the ${p[3]} of ${this.stageNoun(Number(p[2]))}`;
     }
+    if (p.length >= 5 && p[0] === 'pipeline' && p[1] === 'stages') {
+      const owner = p[3] === 'probes' && /^\d+$/.test(p[4]) ? `probe ${Number(p[4]) + 1}` : p[3] === 'services' ? `service ${q(p[4])}` : `"${p[3]}.${p[4]}"`;
+      const inner = p.slice(5).join('.');
+      return `${inner ? `"${inner}" of ` : ''}${owner} of ${this.stageNoun(Number(p[2]))}`;
+    }
     if (p.length === 2 && p[0] === 'environments') return `environment ${q(p[1])}`;
     return `"${p.join('.')}"`;
   }
@@ -1100,7 +1115,9 @@ class Analysis {
     const envs = this.get(['environments']);
     if (!isPlainObject(envs)) return;
     for (const name of Object.keys(envs)) {
-      const policy = own(envs[name] as Record<string, unknown>, 'imageUpdate');
+      const env = envs[name];
+      if (!isPlainObject(env)) continue;
+      const policy = own(env, 'imageUpdate');
       if (!isPlainObject(policy)) continue;
       const semverRange = own(policy, 'semver');
       const pattern = own(policy, 'pattern');
@@ -1415,6 +1432,7 @@ class Analysis {
       const misspelt = (key: string) => Object.keys(st).some((k) => k !== key && closest(k, [key]) === key);
       if (kind === 'command' && own(st, 'run') === undefined && !misspelt('run')) this.missingKey(base, 'run');
       if (kind === 'image' && own(st, 'image') === undefined && !misspelt('image')) this.missingKey(base, 'image');
+      this.testKindChecks(st, i, String(kind), envNames, misspelt);
       if (kind !== 'deploy') return;
       const env = own(st, 'environment');
       if (env === undefined) {
@@ -1424,7 +1442,7 @@ class Analysis {
           'invalid-value',
           this.valueOffsets(this.locate([...base, 'environment'])),
           `${this.stageNoun(i)} deploys to ${q(env)}, but no environment has that name`,
-          envNames.length ? this.nameFix(env, envNames, [...base, 'environment']) : `declare it under "environments:", e.g. "environments: { ${env}: { runtime: process } }"`,
+          environmentFix(env, envNames),
         );
       }
       const artifact = own(st, 'artifact');
@@ -1438,6 +1456,7 @@ class Analysis {
         }
       }
     });
+    this.acceptanceGate(list, edges);
   }
 
   /** Whether stage `from` needs stage `to`, directly or not. */
@@ -1495,7 +1514,347 @@ class Analysis {
       const o = typeof image === 'string' ? { name: image } : image;
       stage.image = { name: o.name, registry: o.registry ?? '127.0.0.1:5000', context: o.context ?? '.', dockerfile: o.dockerfile ?? 'Dockerfile' };
     }
+    this.buildTestKind(stage, st, i);
     return stage;
+  }
+
+  // -- the test stage kinds -------------------------------------------------------------------
+
+  /**
+   * What the test kinds need beyond the schema: their own key (and `run` where they run
+   * commands), an environment that exists, and what the schema cannot judge: one target per
+   * probe or load, regular expressions, matrix cells, load thresholds, advisory sources.
+   */
+  private testKindChecks(st: Record<string, unknown>, i: number, kind: string, envNames: string[], misspelt: (key: string) => boolean): void {
+    const base = ['pipeline', 'stages', String(i)];
+    for (const [key, owner] of Object.entries(KIND_KEYS)) {
+      if (own(st, key) === undefined || kind === owner) continue;
+      this.add(
+        'invalid-value',
+        this.keyOffsets(this.locate([...base, key])),
+        `"${key}" is for stages of kind ${owner}, and ${this.stageNoun(i)} is of kind ${kind}`,
+        `add "kind: ${owner}" to the stage, or remove "${key}"`,
+      );
+    }
+    const required = (key: string) => {
+      if (own(st, key) === undefined && !misspelt(key)) this.missingKey(base, key);
+    };
+    if (COMMAND_KINDS.includes(kind)) required('run');
+    // A scan stage's settings all have defaults; the other kinds need theirs.
+    const settings = Object.keys(KIND_KEYS).find((key) => KIND_KEYS[key] === kind);
+    if (settings && kind !== 'scan') required(settings);
+    if (kind === 'smoke') this.probeChecks(st, base);
+    if (kind === 'integration') this.serviceChecks(st, base);
+    if (kind === 'matrix') this.matrixChecks(st, i, base);
+    if (kind === 'load') this.loadChecks(st, i, base);
+    if (kind === 'scan') this.scanChecks(st, base);
+    if (!TESTED_KINDS.includes(kind)) return;
+    const env = own(st, 'environment');
+    if (env === undefined) {
+      if (!misspelt('environment')) this.missingKey(base, 'environment');
+    } else if (typeof env === 'string' && !envNames.includes(env)) {
+      this.add(
+        'invalid-value',
+        this.valueOffsets(this.locate([...base, 'environment'])),
+        `${this.stageNoun(i)} tests ${q(env)}, but no environment has that name`,
+        environmentFix(env, envNames),
+      );
+    }
+  }
+
+  /** A request (a probe, a load) names one target: `path` on the environment, or an absolute `url`. */
+  private targetCheck(o: Record<string, unknown>, at: string[], what: string): void {
+    const hasPath = own(o, 'path') !== undefined;
+    const hasUrl = own(o, 'url') !== undefined;
+    if (hasPath && hasUrl) {
+      this.add('invalid-value', this.keyOffsets(this.locate([...at, 'url'])), `${what} has both "path" and "url"`, 'keep one: "path" on the environment\'s URL, or an absolute "url"');
+    } else if (!hasPath && !hasUrl && !Object.keys(o).some((k) => closest(k, ['path', 'url']))) {
+      this.add('missing-key', this.firstLine(this.locate(at).node), `${what} has no "path"`, 'add "path: /healthz" (a path on the environment\'s URL), or an absolute "url"');
+    }
+  }
+
+  private probeChecks(st: Record<string, unknown>, base: string[]): void {
+    const probes = own(st, 'probes');
+    if (!Array.isArray(probes)) return;
+    probes.forEach((p, j) => {
+      if (!isPlainObject(p)) return;
+      const at = [...base, 'probes', String(j)];
+      this.targetCheck(p, at, this.noun(at));
+      const matches = own(p, 'matches');
+      if (typeof matches !== 'string') return;
+      try {
+        new RegExp(matches);
+      } catch (e) {
+        const reason = (e as Error).message.replace(/^Invalid regular expression: /, '');
+        this.add('invalid-value', this.valueOffsets(this.locate([...at, 'matches'])), `"matches" of ${this.noun(at)} is not a regular expression: ${reason}`, 'write a JavaScript regular expression, e.g. "matches: ^ok$"');
+      }
+    });
+  }
+
+  private serviceChecks(st: Record<string, unknown>, base: string[]): void {
+    const services = own(st, 'services');
+    if (!isPlainObject(services)) return;
+    const prefixes = new Map<string, string>();
+    for (const [name, s] of Object.entries(services)) {
+      const at = [...base, 'services', name];
+      const prefix = serviceVariablePrefix(name);
+      const other = prefixes.get(prefix);
+      if (other !== undefined) {
+        this.add('duplicate-name', this.keyOffsets(this.locate(at)), `services ${q(other)} and ${q(name)} would both set ${prefix}_HOST, ${prefix}_PORT and ${prefix}_URL`, `rename one of them`);
+      }
+      prefixes.set(prefix, name);
+      const health = isPlainObject(s) ? own(s, 'health') : undefined;
+      if (!isPlainObject(health)) continue;
+      const checks = ['http', 'tcp', 'command'].filter((k) => own(health, k) !== undefined);
+      if (checks.length > 1) {
+        this.add('invalid-value', this.keyOffsets(this.locate([...at, 'health', checks[1]])), `"health" of ${this.noun(at)} has both "${checks[0]}" and "${checks[1]}"`, 'keep one check: http, tcp or command');
+      } else if (own(health, 'tcp') === false) {
+        this.add('invalid-value', this.valueOffsets(this.locate([...at, 'health', 'tcp'])), `"tcp: false" of ${this.noun(at)} leaves no way to tell the service is ready`, 'write "tcp: true", or an "http" or "command" check');
+      }
+    }
+  }
+
+  private matrixChecks(st: Record<string, unknown>, i: number, base: string[]): void {
+    const matrix = own(st, 'matrix');
+    const axesIn = isPlainObject(matrix) ? own(matrix, 'axes') : undefined;
+    if (!isPlainObject(matrix) || !isPlainObject(axesIn)) return;
+    const at = [...base, 'matrix'];
+    const axes = this.matrixAxes(matrix, at);
+    for (const axis of axes) {
+      axis.values.forEach((v, k) => {
+        if (axis.values.indexOf(v) !== k) {
+          this.add('duplicate-name', this.valueOffsets(this.locate([...at, 'axes', axis.name, String(k)])), `axis ${q(axis.name)} lists ${q(v)} twice`, `remove the second ${q(v)}`);
+        }
+      });
+    }
+    for (const list of ['exclude', 'optional']) {
+      const entries = own(matrix, list);
+      if (!Array.isArray(entries)) continue;
+      entries.forEach((entry, j) => {
+        if (!isPlainObject(entry)) return;
+        for (const [key, value] of Object.entries(entry)) {
+          const where = [...at, list, String(j), key];
+          const axis = axes.find((a) => a.name === key);
+          if (!axis) {
+            const near = closest(key, axes.map((a) => a.name));
+            this.add('unknown-key', this.keyOffsets(this.locate(where)), `"${list}" names the axis ${q(key)}, but the matrix has no such axis`, near ? `did you mean "${near}"?` : `name one of the axes: ${axes.map((a) => a.name).join(', ')}`);
+            continue;
+          }
+          const written = this.scalarText(value, where);
+          if (!axis.values.includes(written)) {
+            const near = closest(written, axis.values);
+            this.add('invalid-value', this.valueOffsets(this.locate(where)), `"${list}" gives ${key} the value ${q(written)}, which axis ${q(key)} does not list`, near ? `did you mean "${near}"?` : `write one of ${joinOr(axis.values.map(quoteValue))}`);
+          }
+        }
+      });
+    }
+    if (this.diagnostics.some((d) => d.severity === 'error')) return;
+    const cells = matrixCells(axes, this.matrixEntries(matrix, at, 'exclude'), []).length;
+    if (cells === 0) {
+      this.add('invalid-value', this.keyOffsets(this.locate(at)), `"exclude" leaves ${this.stageNoun(i)} no combination to run`, 'remove an entry of "exclude"');
+    } else if (cells > MAX_MATRIX_CELLS) {
+      this.add('invalid-value', this.keyOffsets(this.locate(at)), `${this.stageNoun(i)} has ${cells} combinations; at most ${MAX_MATRIX_CELLS} may run`, 'remove values from the axes, or leave combinations out with "exclude"');
+    }
+  }
+
+  private loadChecks(st: Record<string, unknown>, i: number, base: string[]): void {
+    const load = own(st, 'load');
+    if (!isPlainObject(load)) return;
+    const at = [...base, 'load'];
+    this.targetCheck(load, at, `the load of ${this.stageNoun(i)}`);
+    const thresholds = own(load, 'thresholds');
+    if (!isPlainObject(thresholds)) return;
+    for (const [metric, expr] of Object.entries(thresholds)) {
+      if (typeof expr !== 'string' || !THRESHOLD_EXAMPLES[metric as LoadMetric]) continue;
+      const parsed = parseThreshold(metric, expr);
+      if (parsed.ok) continue;
+      this.add(
+        'invalid-value',
+        this.valueOffsets(this.locate([...at, 'thresholds', metric])),
+        `threshold ${q(metric)} of ${this.stageNoun(i)}: ${parsed.error}`,
+        `write ${metric}: "${THRESHOLD_EXAMPLES[metric as LoadMetric]}"`,
+      );
+    }
+  }
+
+  private scanChecks(st: Record<string, unknown>, base: string[]): void {
+    const scan = own(st, 'scan');
+    const sources = isPlainObject(scan) ? own(scan, 'sources') : undefined;
+    if (!Array.isArray(sources)) return;
+    sources.forEach((src, j) => {
+      if (!isPlainObject(src)) return;
+      const at = [...base, 'scan', 'sources', String(j)];
+      const keys = Object.keys(src).filter((k) => SOURCE_KEYS.includes(k));
+      if (keys.length > 1) {
+        this.add('invalid-value', this.keyOffsets(this.locate([...at, keys[1]])), `"sources" entry ${j + 1} has both "${keys[0]}" and "${keys[1]}"`, 'write each source as its own entry: "- osv: advisories", "- npm-audit: true"');
+      } else if (Object.keys(src).length === 0) {
+        this.add('missing-key', this.firstLine(this.locate(at).node), `"sources" entry ${j + 1} names no source`, 'write "osv: <folder>", "osv-api: true" or "npm-audit: true"');
+      }
+    });
+  }
+
+  /**
+   * Deploys to production (an environment named production or prod, or promoted by hand) should
+   * pass the pipeline's acceptance stages: warns about one that neither needs an acceptance stage
+   * nor is what one tests.
+   */
+  private acceptanceGate(list: unknown[], edges: { to: number }[][]): void {
+    const acceptance = list.flatMap((st, i) => (isPlainObject(st) && own(st, 'kind') === 'acceptance' ? [i] : []));
+    if (acceptance.length === 0) return;
+    const envs = this.get(['environments']);
+    list.forEach((st, i) => {
+      if (!isPlainObject(st) || own(st, 'kind') !== 'deploy') return;
+      const env = own(st, 'environment');
+      if (typeof env !== 'string' || !isPlainObject(envs) || !Object.prototype.hasOwnProperty.call(envs, env)) return;
+      const settings = own(envs, env);
+      const promotion = isPlainObject(settings) ? own(settings, 'promotion') : undefined;
+      if (!/^(production|prod)$/i.test(env) && (promotion ?? 'manual') !== 'manual') return;
+      if (acceptance.some((a) => this.reaches(i, a, edges) || this.reaches(a, i, edges))) return;
+      const names = acceptance.map((a) => this.get(['pipeline', 'stages', String(a), 'name'])).filter((n): n is string => typeof n === 'string');
+      const needs = this.locate(['pipeline', 'stages', String(i), 'needs']);
+      this.add(
+        'invalid-value',
+        needs.found ? this.keyOffsets(needs) : this.valueOffsets(this.locate(['pipeline', 'stages', String(i), 'name'])),
+        `${this.stageNoun(i)} deploys to ${q(env)} without passing the acceptance stage ${q(names[0] ?? 'acceptance')}`,
+        `add "${names[0] ?? 'acceptance'}" to its needs`,
+        { severity: 'warning' },
+      );
+    });
+  }
+
+  /** A scalar as written: numbers keep their spelling (`1.10` stays "1.10"). */
+  private scalarText(v: unknown, at: readonly string[]): string {
+    if (typeof v === 'string') return v;
+    const node = this.locate(at).node;
+    const written = isScalar(node) && node.type === 'PLAIN' && node.range ? this.text.slice(node.range[0], node.range[1]).trim() : '';
+    return written.length > 0 ? written : String(v);
+  }
+
+  private stringMap(v: unknown, at: readonly string[]): Record<string, string> {
+    if (!isPlainObject(v)) return {};
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.scalarText(x, [...at, k])]));
+  }
+
+  private sourceLocation(at: readonly string[]): SourceLocation {
+    const r = this.range(this.valueOffsets(this.locate(at)));
+    return { file: this.file, line: r.start.line, column: r.start.column };
+  }
+
+  private matrixAxes(matrix: Record<string, unknown>, at: readonly string[]): MatrixConfig['axes'] {
+    const axes = own(matrix, 'axes') as Record<string, unknown[]>;
+    return Object.entries(axes).map(([name, values]) => ({
+      name,
+      values: (Array.isArray(values) ? values : []).map((v, k) => this.scalarText(v, [...at, 'axes', name, String(k)])),
+    }));
+  }
+
+  private matrixEntries(matrix: Record<string, unknown>, at: readonly string[], list: string): Record<string, string>[] {
+    const entries = own(matrix, list);
+    return Array.isArray(entries) ? entries.map((e, j) => this.stringMap(e, [...at, list, String(j)])) : [];
+  }
+
+  /** The model of what the test kinds declare, with every default. */
+  private buildTestKind(stage: StageConfig, st: Record<string, unknown>, i: number): void {
+    const at = ['pipeline', 'stages', String(i)];
+    switch (stage.kind) {
+      case 'smoke':
+        stage.probes = ((own(st, 'probes') as unknown[] | undefined) ?? []).map((p, j) => this.buildProbe(p, [...at, 'probes', String(j)]));
+        stage.verifies ??= this.deployParent(stage);
+        break;
+      case 'integration':
+        stage.services = Object.entries((own(st, 'services') as Record<string, Record<string, unknown>> | undefined) ?? {}).map(([name, s]) =>
+          this.buildService(name, s, [...at, 'services', name]),
+        );
+        break;
+      case 'matrix': {
+        const m = own(st, 'matrix') as Record<string, unknown>;
+        const axes = this.matrixAxes(m, [...at, 'matrix']);
+        const exclude = this.matrixEntries(m, [...at, 'matrix'], 'exclude');
+        const optional = this.matrixEntries(m, [...at, 'matrix'], 'optional');
+        stage.matrix = { axes, exclude, optional, cells: matrixCells(axes, exclude, optional) };
+        break;
+      }
+      case 'load':
+        stage.load = this.buildLoad(own(st, 'load') as Record<string, unknown>, [...at, 'load']);
+        break;
+      case 'scan':
+        stage.scan = buildScan((own(st, 'scan') as Record<string, unknown> | undefined) ?? {});
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The deploy stage a smoke stage follows (by need), which it verifies unless it says otherwise. */
+  private deployParent(stage: StageConfig): string | undefined {
+    const all = (this.get(['pipeline', 'stages']) as Record<string, unknown>[]).filter(isPlainObject);
+    const deploys = all.filter((s) => own(s, 'kind') === 'deploy' && stage.needs.includes(own(s, 'name') as string));
+    const same = deploys.filter((s) => own(s, 'environment') === stage.environment);
+    const pick = same.length === 1 ? same : deploys;
+    return pick.length === 1 ? (own(pick[0], 'name') as string) : undefined;
+  }
+
+  private buildProbe(p: unknown, at: string[]): SmokeProbe {
+    const o = typeof p === 'string' ? { path: p } : (p as Record<string, unknown>);
+    const method = (own(o, 'method') as string | undefined) ?? 'GET';
+    const target = (own(o, 'path') ?? own(o, 'url')) as string;
+    const status = own(o, 'status') as number | number[] | undefined;
+    const contains = own(o, 'contains') as string | string[] | undefined;
+    const within = own(o, 'within') as number | string | undefined;
+    return {
+      name: (own(o, 'name') as string | undefined) ?? `${method} ${target}`,
+      path: (own(o, 'path') as string | undefined) ?? null,
+      url: (own(o, 'url') as string | undefined) ?? null,
+      method,
+      headers: this.stringMap(own(o, 'headers'), [...at, 'headers']),
+      body: (own(o, 'body') as string | undefined) ?? null,
+      status: status === undefined ? [200] : typeof status === 'number' ? [status] : [...status],
+      contains: contains === undefined ? [] : typeof contains === 'string' ? [contains] : [...contains],
+      matches: (own(o, 'matches') as string | undefined) ?? null,
+      json: { ...((own(o, 'json') as Record<string, unknown> | undefined) ?? {}) },
+      withinMs: within === undefined ? null : (durationToMs(within) ?? null),
+      timeoutMs: durationToMs((own(o, 'timeout') as number | string | undefined) ?? '5s') ?? 5000,
+      location: this.sourceLocation(at),
+    };
+  }
+
+  private buildService(name: string, s: Record<string, unknown>, at: string[]): ServiceConfig {
+    const shell = (c: string | string[]) => (typeof c === 'string' ? ['sh', '-c', c] : [...c]);
+    const command = own(s, 'command') as string | string[] | undefined;
+    const h = (own(s, 'health') as Record<string, unknown> | undefined) ?? {};
+    return {
+      name,
+      image: own(s, 'image') as string,
+      command: command === undefined ? [] : shell(command),
+      env: this.stringMap(own(s, 'env'), [...at, 'env']),
+      port: own(s, 'port') as number,
+      health:
+        typeof own(h, 'http') === 'string'
+          ? { kind: 'http', path: own(h, 'http') as string }
+          : own(h, 'command') !== undefined
+            ? { kind: 'command', command: shell(own(h, 'command') as string | string[]) }
+            : { kind: 'tcp' },
+      timeoutMs: durationToMs((own(s, 'timeout') as number | string | undefined) ?? '30s') ?? 30_000,
+    };
+  }
+
+  private buildLoad(l: Record<string, unknown>, at: string[]): LoadConfig {
+    const thresholds = (own(l, 'thresholds') as Record<string, string> | undefined) ?? {};
+    return {
+      path: (own(l, 'path') as string | undefined) ?? null,
+      url: (own(l, 'url') as string | undefined) ?? null,
+      method: (own(l, 'method') as string | undefined) ?? 'GET',
+      headers: this.stringMap(own(l, 'headers'), [...at, 'headers']),
+      body: (own(l, 'body') as string | undefined) ?? null,
+      connections: (own(l, 'connections') as number | undefined) ?? 10,
+      rate: (own(l, 'rate') as number | undefined) ?? null,
+      durationMs: durationToMs((own(l, 'duration') as number | string | undefined) ?? '10s') ?? 10_000,
+      thresholds: Object.entries(thresholds).map(([metric, expr]) => ({
+        metric: metric as LoadMetric,
+        expr,
+        location: this.sourceLocation([...at, 'thresholds', metric]),
+      })),
+    };
   }
 
   private buildEnvironments(): EnvironmentConfig[] {
@@ -1568,4 +1927,69 @@ class Analysis {
 
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
+}
+
+/** Keys that belong to one stage kind. */
+const KIND_KEYS: Record<string, string> = { probes: 'smoke', services: 'integration', matrix: 'matrix', load: 'load', scan: 'scan' };
+/** Kinds that test an environment (`environment:`). */
+const TESTED_KINDS = ['smoke', 'acceptance', 'load'];
+/** Test kinds that run the commands of `run`. */
+const COMMAND_KINDS = ['integration', 'acceptance', 'matrix'];
+const MAX_MATRIX_CELLS = 64;
+const SOURCE_KEYS = ['osv', 'osv-api', 'npm-audit'];
+const THRESHOLD_EXAMPLES: Record<LoadMetric, string> = {
+  p50: '< 100ms',
+  p90: '< 200ms',
+  p95: '< 200ms',
+  p99: '< 500ms',
+  max: '< 1s',
+  mean: '< 100ms',
+  errorRate: '< 1%',
+  throughput: '>= 100/s',
+};
+
+/** What to write instead of an environment name that no environment has. */
+function environmentFix(env: string, envNames: readonly string[]): string {
+  const near = closest(env, envNames);
+  if (near) return `did you mean "${near}"?`;
+  if (envNames.length === 0) return `declare it under "environments:", e.g. "environments: { ${env}: { runtime: process } }"`;
+  return `name one of the environments: ${envNames.slice(0, 10).join(', ')}${envNames.length > 10 ? ', …' : ''}`;
+}
+
+/** The prefix of a service's variables: `db` gives DB_HOST, DB_PORT and DB_URL. */
+export function serviceVariablePrefix(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/**
+ * Every combination of the axes (the first axis varies slowest), without those matching an
+ * `exclude` entry; a cell matching an `optional` entry may fail. An entry matches a cell when
+ * each of its keys has the cell's value.
+ */
+export function matrixCells(axes: MatrixConfig['axes'], exclude: Record<string, string>[], optional: Record<string, string>[]): MatrixConfig['cells'] {
+  const matches = (values: Record<string, string>, entry: Record<string, string>) => Object.entries(entry).every(([k, v]) => values[k] === v);
+  let cells: Record<string, string>[] = [{}];
+  for (const axis of axes) cells = cells.flatMap((c) => axis.values.map((v) => ({ ...c, [axis.name]: v })));
+  return cells
+    .filter((values) => !exclude.some((e) => matches(values, e)))
+    .map((values) => ({ values, optional: optional.some((o) => matches(values, o)) }));
+}
+
+/** A scan stage's settings with their defaults: package-lock.json, checked with npm audit, failing on high. */
+function buildScan(s: Record<string, unknown>): ScanConfig {
+  const lockfiles = own(s, 'lockfiles') as string | string[] | undefined;
+  const sources = (own(s, 'sources') as Record<string, unknown>[] | undefined) ?? [{ 'npm-audit': true }];
+  return {
+    lockfiles: lockfiles === undefined ? ['package-lock.json'] : typeof lockfiles === 'string' ? [lockfiles] : [...lockfiles],
+    sources: sources.map((src) => {
+      const osv = own(src, 'osv');
+      if (typeof osv === 'string') return { kind: 'osv-folder', path: osv };
+      const api = own(src, 'osv-api');
+      if (api !== undefined) return { kind: 'osv-api', url: typeof api === 'string' ? api : 'https://api.osv.dev' };
+      const registry = own(src, 'npm-audit');
+      return { kind: 'npm-audit', registry: typeof registry === 'string' ? registry : null };
+    }),
+    failOn: (own(s, 'failOn') as ScanConfig['failOn'] | undefined) ?? 'high',
+    unreachable: (own(s, 'unreachable') as ScanConfig['unreachable'] | undefined) ?? 'fail',
+  };
 }

@@ -10,6 +10,7 @@ import type {
   ApiError,
   ConfigState,
   ConveyorConfig,
+  MatrixCell,
   RunStatus,
   RunSummary,
   StageConfig,
@@ -23,9 +24,13 @@ import type {
 } from '../protocol';
 import { FINISHED_STAGE_STATUSES } from '../protocol';
 import { readReport } from '../reports';
+import { AcceptanceExecutor } from '../steps/acceptance';
 import { CommandExecutor } from '../steps/command';
 import { DeployExecutor } from '../steps/deploy';
 import { ImageExecutor } from '../steps/image';
+import { IntegrationExecutor } from '../steps/integration';
+import { LoadExecutor } from '../steps/load';
+import { SmokeExecutor } from '../steps/smoke';
 import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executor';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
@@ -82,6 +87,10 @@ interface Execution {
   summary: RunSummary;
   config: ConveyorConfig;
   stages: Map<string, StageInfo>;
+  /** The stages to run by name, with each matrix stage's cells as stages of their own. */
+  plan: Map<string, StageConfig>;
+  /** Each matrix stage's cells, by name. */
+  cellsOf: Map<string, string[]>;
   controller: AbortController;
   /** Set when the run is cancelled: by whom or why. */
   cancelled: { status: RunStatus; reason: string } | null;
@@ -111,10 +120,18 @@ export class Engine {
         return c.valid ? c.config.pipeline.name : path.basename(opts.workspace);
       },
     });
+    const commands = new CommandExecutor();
+    const scope = createHash('sha256').update(opts.conveyorDir).digest('hex').slice(0, 12);
     this.executors = new Map<string, StageExecutor>([
-      ['command', new CommandExecutor()],
+      ['command', commands],
       ['image', image],
       ['deploy', new DeployExecutor()],
+      ['smoke', new SmokeExecutor()],
+      ['integration', new IntegrationExecutor({ scope, activeRuns: () => this.activeRunIds })],
+      ['acceptance', new AcceptanceExecutor(commands)],
+      // A cell of a matrix stage runs its commands as a command stage does.
+      ['matrix', commands],
+      ['load', new LoadExecutor()],
     ]);
     this.workDir = path.join(opts.conveyorDir, 'work');
     this.nextId = opts.store.nextRunId();
@@ -230,19 +247,30 @@ export class Engine {
       impact: req.impact ?? null,
     };
     const stages = new Map<string, StageInfo>();
+    const plan = new Map<string, StageConfig>();
+    const cellsOf = new Map<string, string[]>();
+    const pendingStage = (s: StageConfig): StageInfo => ({
+      runId: id,
+      name: s.name,
+      kind: s.kind,
+      status: 'pending',
+      needs: s.needs,
+      attempt: 0,
+      startedAt: null,
+      finishedAt: null,
+      message: null,
+    });
     for (const s of config.pipeline.stages) {
       if (!selection.names.includes(s.name)) continue;
-      stages.set(s.name, {
-        runId: id,
-        name: s.name,
-        kind: s.kind,
-        status: 'pending',
-        needs: s.needs,
-        attempt: 0,
-        startedAt: null,
-        finishedAt: null,
-        message: null,
-      });
+      stages.set(s.name, pendingStage(s));
+      plan.set(s.name, s);
+      if (s.kind !== 'matrix' || !s.matrix) continue;
+      const cells = matrixCellStages(s);
+      cellsOf.set(s.name, cells.map((c) => c.stage.name));
+      for (const c of cells) {
+        plan.set(c.stage.name, c.stage);
+        stages.set(c.stage.name, { ...pendingStage(c.stage), matrix: c.cell });
+      }
     }
     const laneName: LaneName = req.trigger === 'save' ? 'save' : 'pipeline';
     const lane = this.lanes[laneName];
@@ -252,6 +280,8 @@ export class Engine {
       summary,
       config,
       stages,
+      plan,
+      cellsOf,
       controller: new AbortController(),
       cancelled: null,
       done: new Deferred(),
@@ -410,11 +440,11 @@ export class Engine {
     } finally {
       await snapshot?.dispose();
     }
-    const statuses = [...x.stages.values()].map((s) => s.status);
+    // An optional matrix cell may fail: its matrix stage says so and still succeeds.
+    const failed = [...x.stages.values()].filter((s) => (s.status === 'failed' || s.status === 'timed_out') && !s.matrix?.optional).map((s) => s.name);
     if (x.cancelled) {
       this.finish(x, x.cancelled.status, x.cancelled.reason);
-    } else if (statuses.some((s) => s === 'failed' || s === 'timed_out')) {
-      const failed = [...x.stages.values()].filter((s) => s.status === 'failed' || s.status === 'timed_out').map((s) => s.name);
+    } else if (failed.length > 0) {
       this.finish(x, 'failed', `${failed.join(', ')} ${failed.length === 1 ? 'did' : 'did'} not succeed`);
     } else {
       this.finish(x, 'succeeded', null);
@@ -423,7 +453,7 @@ export class Engine {
 
   /** Runs the DAG: a stage starts when all it needs succeeded; one that cannot is skipped. */
   private async schedule(x: Execution, root: string, secrets: Map<string, string>, masker: Masker): Promise<void> {
-    const configs = new Map(x.config.pipeline.stages.map((s) => [s.name, s]));
+    const configs = x.plan;
     const pending = new Set(x.stages.keys());
     const running = new Map<string, Promise<void>>();
     const max = x.config.pipeline.maxParallel;
@@ -433,9 +463,23 @@ export class Engine {
         changed = false;
         const order = this.opts.shuffle ? shuffled([...pending]) : [...pending];
         for (const name of order) {
+          const cells = x.cellsOf.get(name);
+          if (cells) {
+            // A matrix stage runs nothing itself: it settles once every cell has.
+            const infos = cells.map((c) => x.stages.get(c)!);
+            if (infos.every((c) => FINISHED_STAGE_STATUSES.includes(c.status))) {
+              pending.delete(name);
+              this.settleMatrix(x, name, infos);
+              changed = true;
+            } else if (x.stages.get(name)!.status === 'pending' && infos.some((c) => c.status !== 'pending')) {
+              this.setStage(x, name, { status: 'running', startedAt: new Date().toISOString() });
+            }
+            continue;
+          }
           if (x.cancelled) {
             pending.delete(name);
             this.setStage(x, name, { status: 'skipped', message: x.cancelled.reason });
+            changed = true;
             continue;
           }
           const needs = configs.get(name)!.needs.map((n) => x.stages.get(n)!);
@@ -461,6 +505,34 @@ export class Engine {
       }
       if (running.size === 0) break;
       await Promise.race(running.values());
+    }
+  }
+
+  /**
+   * A matrix stage's status from its cells': succeeded when every cell that is not optional did
+   * (the message names the optional ones that did not), failed otherwise; skipped or cancelled
+   * with the run or with what it needs.
+   */
+  private settleMatrix(x: Execution, name: string, cells: StageInfo[]): void {
+    const finishedAt = new Date().toISOString();
+    const describe = (list: StageInfo[]) => list.map((c) => `${cellLabel(c.matrix!)} (${c.status.replace('_', ' ')})`).join('; ');
+    const blocked = x.plan.get(name)!.needs.map((n) => x.stages.get(n)!).find((n) => n.status !== 'succeeded');
+    if (cells.every((c) => c.status === 'skipped') && (x.cancelled || blocked)) {
+      const message = x.cancelled ? x.cancelled.reason : `needs ${blocked!.name} (${blocked!.status.replace('_', ' ')})`;
+      this.setStage(x, name, { status: 'skipped', message });
+      return;
+    }
+    if (x.cancelled) {
+      this.setStage(x, name, { status: 'cancelled', finishedAt, message: x.cancelled.reason });
+      return;
+    }
+    const required = cells.filter((c) => !c.matrix!.optional && c.status !== 'succeeded');
+    const optional = cells.filter((c) => c.matrix!.optional && c.status !== 'succeeded');
+    if (required.length > 0) {
+      this.setStage(x, name, { status: 'failed', finishedAt, message: `${required.length} of ${cells.length} cells did not succeed: ${describe(required)}` });
+    } else {
+      const message = optional.length > 0 ? `every required cell succeeded; optional: ${describe(optional)}` : `${cells.length} cells succeeded`;
+      this.setStage(x, name, { status: 'succeeded', finishedAt, message });
     }
   }
 
@@ -684,6 +756,28 @@ export class Engine {
     this.byId.delete(x.summary.id);
     x.done.resolve();
   }
+}
+
+/**
+ * The cells of a matrix stage as stages of their own: named `compat (node=18, db=pg)`, with
+ * MATRIX_<AXIS> in their environment, and `$MATRIX_<AXIS>` in the report path replaced (cells run
+ * side by side in one tree, so each may write its own report).
+ */
+export function matrixCellStages(stage: StageConfig): { stage: StageConfig; cell: MatrixCell }[] {
+  return (stage.matrix?.cells ?? []).map(({ values, optional }) => {
+    const vars = Object.fromEntries(Object.entries(values).map(([axis, v]) => [`MATRIX_${axis.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`, v]));
+    const cell: MatrixCell = { of: stage.name, cell: values, optional };
+    const { matrix: _matrix, ...rest } = stage;
+    const report = stage.report && { ...stage.report, path: stage.report.path.replace(/\$\{?(MATRIX_[A-Z0-9_]+)\}?/g, (all, k: string) => vars[k] ?? all) };
+    return { stage: { ...rest, name: `${stage.name} (${cellLabel(cell)})`, env: { ...stage.env, ...vars }, ...(report ? { report } : {}) }, cell };
+  });
+}
+
+/** "node=18, db=pg". */
+function cellLabel(cell: MatrixCell): string {
+  return Object.entries(cell.cell)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
 }
 
 function invalidConfig(state: Extract<ConfigState, { valid: false }>): ApiError {

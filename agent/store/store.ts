@@ -441,6 +441,7 @@ export function runIdOf(e: AgentEvent): number | null {
     case 'log':
     case 'tests.reported':
     case 'report.unreadable':
+    case 'load.reported':
       return e.runId;
     case 'artifact.recorded':
       return e.artifact.runId;

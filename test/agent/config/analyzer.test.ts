@@ -107,7 +107,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
 
   it('unknown-key: without a close match, listing the allowed keys', () => {
     assert.deepEqual(lines(yaml('pipeline:', '  stages:', '    - name: test', '      run: npm test', '      flavour: vanilla')), [
-      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact, image, verifies)',
+      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact, image, verifies, probes, services, matrix, load, scan)',
     ]);
   });
 
@@ -145,7 +145,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
     assert.equal(d.code, 'invalid-value');
     assert.equal(
       formatDiagnosticLine(d),
-      'conveyor.yml:4:13: error: "kind" must be one of "command", "image" or "deploy", not "comand" (fix: did you mean "command"?)',
+      'conveyor.yml:4:13: error: "kind" must be one of "command", "image", "deploy", "smoke", "integration", "acceptance", "matrix", "load" or "scan", not "comand" (fix: did you mean "command"?)',
     );
   });
 
@@ -424,6 +424,8 @@ describe('config analyzer: defaults and normalization', () => {
       replicas: 1,
       preview: false,
       settings: {},
+      reconcile: { selfHeal: false, prune: false, manual: false },
+      imageUpdate: null,
     };
     assert.deepEqual(c.environments, [
       { name: 'staging', runtime: 'process', promotion: 'manual', ...defaults },
