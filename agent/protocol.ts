@@ -758,9 +758,67 @@ export type AgentEvent =
   | { type: 'approval.changed'; approval: ApprovalInfo }
   | { type: 'environment.health'; environment: string; health: HealthStatus; release: number | null }
   | { type: 'preview.created'; preview: PreviewInfo }
-  | { type: 'preview.destroyed'; name: string; reason: string };
+  | { type: 'preview.destroyed'; name: string; reason: string }
+  | { type: 'scan.reported'; runId: number; stage: string; attempt: number; failOn: Severity; ok: boolean; verdict: string; report: ScanReport }
+;
 
 export type AgentEventType = AgentEvent['type'];
+
+// ---------------------------------------------------------------------------------------------
+// Vulnerability scans
+// ---------------------------------------------------------------------------------------------
+
+export type Severity = 'low' | 'moderate' | 'high' | 'critical';
+
+/** Where advisories come from. */
+export type ScanSource = { kind: 'npm-audit'; registry: string | null } | { kind: 'osv-api'; url: string } | { kind: 'osv-folder'; path: string /* absolute */ };
+
+/** One advisory affecting one installed version in one lockfile. */
+export interface Finding {
+  id: string;
+  aliases: string[];
+  summary: string;
+  severity: Severity;
+  /** Whether the severity is the advisory's own rating, a CVSS vector's score, or unknown (then it counts as moderate). */
+  severityBasis: 'advisory' | 'cvss' | 'unknown';
+  /** The CVSS base score, when the severity came from a vector or the advisory gives one. */
+  cvssScore: number | null;
+  package: string;
+  version: string;
+  fixedIn: string | null;
+  /** Relative path. */
+  lockfile: string;
+  /**
+   * Where the dependency is declared, for a diagnostic: package.json path (relative to cwd) and
+   * 1-based line/column of its key, when it is a direct dependency. For a transitive one, the
+   * declaration of the direct dependency that brings it in (via[0]). Null when none is known.
+   */
+  declared: { file: string; line: number; column: number } | null;
+  /** The chain from a direct dependency, e.g. ["express", "body-parser", "qs"]. */
+  via: string[];
+  source: ScanSource['kind'];
+  url: string | null;
+}
+
+export interface SourceStatus {
+  source: ScanSource['kind'];
+  /** The source and where it is: "OSV API https://api.osv.dev". */
+  label: string;
+  status: 'scanned' | 'unreachable';
+  /** Why it was not scanned ("not scanned: <reason>"); null when scanned. */
+  reason: string | null;
+  /** Distinct advisories it found for the scanned packages. */
+  advisories: number;
+}
+
+export interface ScanReport {
+  /** Distinct name@version scanned, over all lockfiles. */
+  packages: number;
+  /** Most severe first. */
+  findings: Finding[];
+  sources: SourceStatus[];
+  lockfiles: string[];
+}
 
 /** An event as stored and sent: the global sequence number is strictly increasing, from 1. */
 export type SequencedEvent = AgentEvent & { seq: number; time: string };

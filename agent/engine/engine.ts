@@ -30,6 +30,7 @@ import { DeployExecutor } from '../steps/deploy';
 import { ImageExecutor } from '../steps/image';
 import { IntegrationExecutor } from '../steps/integration';
 import { LoadExecutor } from '../steps/load';
+import { ScanExecutor } from '../steps/scan';
 import { SmokeExecutor } from '../steps/smoke';
 import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executor';
 import type { Store } from '../store/store';
@@ -132,6 +133,7 @@ export class Engine {
       // A cell of a matrix stage runs its commands as a command stage does.
       ['matrix', commands],
       ['load', new LoadExecutor()],
+      ['scan', new ScanExecutor({ workspace: opts.workspace })],
     ]);
     this.workDir = path.join(opts.conveyorDir, 'work');
     this.nextId = opts.store.nextRunId();

@@ -442,6 +442,7 @@ export function runIdOf(e: AgentEvent): number | null {
     case 'tests.reported':
     case 'report.unreadable':
     case 'load.reported':
+    case 'scan.reported':
       return e.runId;
     case 'artifact.recorded':
       return e.artifact.runId;
