@@ -409,6 +409,11 @@ export interface RunSummary {
   branch: string | null;
   /** First line of the commit message. */
   title: string | null;
+  /**
+   * The commit's committer date (ISO-8601, UTC): where lead time for changes starts. Null for a
+   * working-tree run; absent in runs recorded before Conveyor kept it.
+   */
+  commitTime?: string | null;
   /** The stages this run executes: those asked for (or chosen by the trigger) and what they need. */
   requestedStages: string[];
   /** ISO-8601 times. */
@@ -939,3 +944,234 @@ export type ServerMessage =
 
 /** Client to server. Nothing is required; `ping` answers nothing but keeps proxies awake. */
 export type ClientMessage = { type: 'ping' };
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+/** A time window: from `from` (included) to `to` (excluded), ISO-8601 UTC. */
+export interface TimeWindow {
+  from: string;
+  to: string;
+}
+
+/** A DORA performance band, by the thresholds of the State of DevOps reports (see DORA_BANDS). */
+export type DoraBand = 'elite' | 'high' | 'medium' | 'low';
+
+/**
+ * The four DORA keys of one production environment over a window, from the recorded
+ * deployments, releases, runs and health events. Rollbacks are restores, not changes: they count
+ * neither as deployments nor as changes, but a rollback marks the change before it as failed.
+ */
+export interface DoraReport {
+  environment: string;
+  window: TimeWindow;
+  deploymentFrequency: {
+    /** Succeeded deployments of a release (rollbacks excluded) that finished in the window. */
+    deployments: number;
+    perDay: number;
+    perWeek: number;
+    /** One entry per UTC day the window touches, oldest first. */
+    daily: { date: string; deployments: number }[];
+    band: DoraBand;
+  };
+  leadTime: {
+    /** Commits whose first succeeded deployment to the environment finished in the window. */
+    samples: number;
+    /** Such deployments whose run has no commit time (recorded before it was kept, or working tree). */
+    withoutCommitTime: number;
+    medianMs: number | null;
+    p90Ms: number | null;
+    /** By the median; null without samples. */
+    band: DoraBand | null;
+  };
+  changeFailureRate: {
+    /** Deployments of a release that finished in the window: succeeded, failed or rolled back. */
+    deployments: number;
+    /** Those that failed, rolled back, or were followed by a rollback deployment. */
+    failures: number;
+    /** failures / deployments, 0..1; null without deployments. */
+    rate: number | null;
+    /** Ids of the failed changes, oldest first. */
+    failed: number[];
+    band: DoraBand | null;
+  };
+  timeToRestore: {
+    /** Failures that began in the window (while the environment was not already failing). */
+    incidents: RestoreIncident[];
+    /** Median of the restored incidents' durations; null when none was restored. */
+    medianMs: number | null;
+    band: DoraBand | null;
+  };
+}
+
+/** From a production failure to the next healthy or succeeded state. */
+export interface RestoreIncident {
+  startedAt: string;
+  /** What began it: "deploy #12 failed", "health Degraded". */
+  cause: string;
+  /** Null while it lasts. */
+  restoredAt: string | null;
+  /** What ended it: "deploy #13 succeeded", "health Healthy". */
+  restoredBy: string | null;
+  durationMs: number | null;
+}
+
+/** Runs queued on one UTC day, by status. */
+export interface BuildDay {
+  /** YYYY-MM-DD (UTC). */
+  date: string;
+  runs: number;
+  byStatus: Record<RunStatus, number>;
+  /** succeeded / (succeeded + failed), 0..1; null when none of them finished either way. */
+  successRate: number | null;
+}
+
+/** Builds per day over the last N days, oldest first, with the totals. */
+export interface BuildStats {
+  window: TimeWindow;
+  days: BuildDay[];
+  runs: number;
+  byStatus: Record<RunStatus, number>;
+  successRate: number | null;
+}
+
+/** One week of a stage's durations (succeeded attempts); percentiles are nearest-rank. */
+export interface DurationWeek {
+  from: string;
+  to: string;
+  samples: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  /** p95 of the 4 weeks before this one, pooled; null when they have no sample. */
+  baselineP95Ms: number | null;
+  /** This week's p95 is more than `thresholdPct` above the baseline. */
+  regression: boolean;
+}
+
+export interface StageDurationTrend {
+  stage: string;
+  /** Oldest first; the same weeks for every stage. */
+  weeks: DurationWeek[];
+}
+
+/** Duration p50/p95 per stage per week over N weeks, with regression markers. */
+export interface DurationTrends {
+  window: TimeWindow;
+  thresholdPct: number;
+  stages: StageDurationTrend[];
+}
+
+/** What a duration belongs to: a stage (by name, across runs), or an environment's deployments. */
+export type DurationSubject = { stage: string } | { environment: string };
+
+/** Whether the newest duration is slower than the p95 of the 4 weeks before it, and the evidence. */
+export interface SlowdownEvidence {
+  subject: DurationSubject;
+  durationMs: number;
+  /** The 4 weeks before the newest one started. */
+  baseline: TimeWindow;
+  samples: number;
+  baselineP95Ms: number | null;
+  thresholdPct: number;
+  /** baselineP95Ms raised by thresholdPct: slower means above it. */
+  limitMs: number | null;
+  /** How far above the baseline p95 the newest is, in percent (negative: below). */
+  pctAbove: number | null;
+  slower: boolean;
+  /** One line for people: "build took 3m 10s, 46% above its 4-week p95 of 2m 10s (120 runs)". */
+  message: string;
+}
+
+/** Families of events for the timeline's `kinds` filter; an exact event type works too. */
+export type TimelineFamily = 'run' | 'test' | 'deploy' | 'drift' | 'alert' | 'commit' | 'config' | 'agent' | 'log';
+
+/** GET-style query of the timeline: newest first, bounded, with optional filters. */
+export interface TimelineQuery {
+  /** Only events with a smaller seq: the `next` of the previous page. */
+  before?: number;
+  /** 1..500, default 50. */
+  limit?: number;
+  environment?: string;
+  stage?: string;
+  /** Families (run, deploy, drift, alert, test, commit, config, agent, log) or event types (run.finished). */
+  kinds?: string[];
+  /** Case-insensitive; matches an item's title or any text of its event. */
+  text?: string;
+  /** Log lines are left out unless asked for (here, or with the `log` kind). */
+  includeLogs?: boolean;
+}
+
+/** One line of the timeline. */
+export interface TimelineItem {
+  seq: number;
+  time: string;
+  type: string;
+  family: TimelineFamily | null;
+  /** One line: "Deploy #12 production 6 → 7 failed: health check timed out". */
+  title: string;
+  level: 'info' | 'success' | 'warning' | 'error';
+  links: { runId: number | null; environment: string | null; release: number | null; deployment: number | null };
+}
+
+/**
+ * A page of the timeline. `next` is the `before` of the next page, null at the beginning of the
+ * history. A page with a text or stage filter looks at a bounded span of the history, so it may
+ * hold fewer than `limit` items and still have a `next`.
+ */
+export interface TimelinePage {
+  items: TimelineItem[];
+  next: number | null;
+}
+
+/** What an incident is: a deployment (failed, rolled back, or a rollback), or any event. */
+export type IncidentRef = { deployment: number } | { seq: number };
+
+/** A commit in the window before an incident, with its diff stat. */
+export interface ChangedCommit {
+  sha: string;
+  author: string;
+  committedAt: string;
+  subject: string;
+  /** Lines added and deleted per file; null for binary files. */
+  files: { path: string; added: number | null; deleted: number | null }[];
+  added: number;
+  deleted: number;
+}
+
+/** A release and its commit, on either side of the change window. */
+export interface ReleasePoint {
+  environment: string | null;
+  release: number | null;
+  commit: string | null;
+}
+
+/** What changed before an incident: commits, config changes and deployments in the window. */
+export interface ChangesBefore {
+  incident: { seq: number | null; time: string; title: string; environment: string | null; deployment: number | null };
+  /** From the previous good state to the incident. */
+  window: TimeWindow;
+  /** The previous good release (or run), when there is one. */
+  good: ReleasePoint | null;
+  /** The failing release (or run). */
+  bad: ReleasePoint | null;
+  /** Newest first: good..bad when both commits are known, else the commits dated in the window. */
+  commits: ChangedCommit[];
+  /** More commits than were listed. */
+  commitsTruncated: boolean;
+  /** Why the commits could not be listed (no repository, a commit git does not know). */
+  gitProblem: string | null;
+  /** config.changed events in the window, newest first. */
+  configChanges: TimelineItem[];
+  /** Deployments (every environment) queued or finished in the window, newest first. */
+  deployments: DeploymentInfo[];
+}
+
+/** One commit's patch, asked for separately (it can be large). */
+export interface CommitDiff {
+  sha: string;
+  subject: string;
+  patch: string;
+  /** The patch was cut at the size limit. */
+  truncated: boolean;
+}

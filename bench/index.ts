@@ -10,6 +10,7 @@ import { benchDevelop } from './develop';
 import { benchWatch } from './watch';
 import { benchGitops } from './gitops';
 import { benchLoad } from './load';
+import { benchHistory } from './history';
 import type { BenchResult } from './util';
 
 /**
@@ -26,6 +27,7 @@ const ALL: Record<string, () => Promise<BenchResult>> = {
   watch: benchWatch,
   gitops: benchGitops,
   load: benchLoad,
+  history: benchHistory,
 };
 
 async function main(): Promise<void> {

@@ -36,7 +36,7 @@ import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executo
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
 import { selectStages, shuffled } from './dag';
-import { commitTitle, currentBranch, resolveCommit, showFile, type RepoInfo } from './git';
+import { commitTime, commitTitle, currentBranch, resolveCommit, showFile, type RepoInfo } from './git';
 import { Masker, resolveSecrets } from './secrets';
 import { createSnapshot, pruneSnapshots, type Snapshot } from './snapshot';
 
@@ -193,6 +193,7 @@ export class Engine {
     let commit: string | null = null;
     let branch: string | null = req.branch ?? null;
     let title: string | null = null;
+    let committedAt: string | null = null;
     const repo = this.opts.repo;
     if (workingTree) {
       const state = this.opts.currentConfig();
@@ -224,6 +225,7 @@ export class Engine {
       config = loaded.value;
       commit = sha;
       title = await commitTitle(this.opts.workspace, sha);
+      committedAt = await commitTime(this.opts.workspace, sha);
       if (!branch && !req.commit) branch = await currentBranch(this.opts.workspace);
       // A run asked for by branch name is that branch's run (previews look runs up by branch).
       if (!branch && req.commit && (await resolveCommit(this.opts.workspace, `refs/heads/${req.commit}`)) === sha) branch = req.commit;
@@ -239,6 +241,7 @@ export class Engine {
       trigger: req.trigger,
       status: 'queued',
       commit,
+      commitTime: committedAt,
       branch,
       title,
       requestedStages: selection.names,

@@ -73,6 +73,17 @@ export async function commitTitle(cwd: string, sha: string): Promise<string | nu
   }
 }
 
+/** The commit's committer date as ISO-8601 UTC, or null when git cannot tell. */
+export async function commitTime(cwd: string, sha: string): Promise<string | null> {
+  try {
+    const text = (await git(cwd, ['log', '-1', '--format=%cI', sha])).trim();
+    const ms = Date.parse(text);
+    return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+  } catch {
+    return null;
+  }
+}
+
 /** The checked-out branch, or null when HEAD is detached or the repository has no commit. */
 export async function currentBranch(cwd: string): Promise<string | null> {
   try {

@@ -134,4 +134,29 @@ export const MIGRATIONS: readonly string[] = [
     destroyed INTEGER NOT NULL DEFAULT 0
   );
   `,
+  // 4: monitoring. The commit time of runs (lead time); the environment of events (the timeline's
+  // environment filter), filled in for the events already kept; the health events by environment
+  // and time (time to restore); each stage's start and duration in milliseconds (the duration
+  // trends read only this index, written with the same expressions); the runs by day.
+  `
+  ALTER TABLE runs ADD COLUMN commit_time TEXT;
+  ALTER TABLE events ADD COLUMN environment TEXT;
+  UPDATE events SET environment = CASE
+      WHEN type = 'preview.created' THEN json_extract(body, '$.preview.name')
+      WHEN type = 'preview.destroyed' THEN json_extract(body, '$.name')
+      WHEN json_type(body, '$.environment') = 'text' THEN json_extract(body, '$.environment')
+      ELSE (SELECT json_extract(j.value, '$.environment') FROM json_each(events.body) AS j
+            WHERE j.type = 'object' AND json_type(j.value, '$.environment') = 'text' LIMIT 1)
+    END
+    WHERE type NOT IN ('log', 'stage.changed', 'step.changed', 'run.queued', 'run.started', 'run.finished', 'tests.reported', 'artifact.recorded');
+  CREATE INDEX events_env ON events(environment, seq) WHERE environment IS NOT NULL;
+  CREATE INDEX events_health ON events(environment, time) WHERE type = 'environment.health';
+  CREATE INDEX runs_queued ON runs(queued_at, status);
+  CREATE INDEX stages_durations ON stages(
+    status,
+    name,
+    CAST(ROUND((julianday(started_at) - 2440587.5) * 86400000.0) AS INTEGER),
+    CAST(ROUND((julianday(finished_at) - julianday(started_at)) * 86400000.0) AS INTEGER)
+  );
+  `,
 ];

@@ -36,6 +36,8 @@ const FLUSH_AT = 2048;
 export interface StoreOptions extends OpenOptions {
   /** Bytes of recent event JSON kept in memory (default 16 MiB). */
   ringBytes?: number;
+  /** The clock that stamps appended events (default: the system clock). */
+  clock?: () => Date;
 }
 
 /**
@@ -50,6 +52,7 @@ export interface StoreOptions extends OpenOptions {
 export class Store implements IDisposable {
   private readonly db: SqliteDatabase;
   private readonly ringLimit: number;
+  private readonly clock: () => Date;
   private seq: number;
   private pending: SequencedEvent[] = [];
   private flushScheduled = false;
@@ -84,6 +87,7 @@ export class Store implements IDisposable {
   private constructor(db: SqliteDatabase, options: StoreOptions) {
     this.db = db;
     this.ringLimit = options.ringBytes ?? RING_BYTES;
+    this.clock = options.clock ?? (() => new Date());
     // One file for both engines: WAL, with the lock held for the connection's life. The WASM
     // engine has no shared memory and opens a WAL file only in exclusive mode; the native engine
     // uses the same mode so that the file is always left the same way. The agent is the only
@@ -100,9 +104,9 @@ export class Store implements IDisposable {
   private prepare() {
     const db = this.db;
     return {
-      insertEvent: db.prepare('INSERT INTO events (seq, time, type, run_id, body) VALUES (?, ?, ?, ?, ?)'),
-      upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, branch, title, requested, queued_at, started_at, finished_at, reason, impact)
-        VALUES (@id, @pipeline, @trigger, @status, @commit, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason, @impact)
+      insertEvent: db.prepare('INSERT INTO events (seq, time, type, run_id, environment, body) VALUES (?, ?, ?, ?, ?, ?)'),
+      upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, commit_time, branch, title, requested, queued_at, started_at, finished_at, reason, impact)
+        VALUES (@id, @pipeline, @trigger, @status, @commit, @commitTime, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason, @impact)
         ON CONFLICT(id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at, finished_at=excluded.finished_at, reason=excluded.reason`),
       upsertStage: db.prepare(`INSERT INTO stages (run_id, name, position, kind, status, needs, attempt, started_at, finished_at, message)
         VALUES (@runId, @name, (SELECT COUNT(*) FROM stages WHERE run_id = @runId), @kind, @status, @needs, @attempt, @startedAt, @finishedAt, @message)
@@ -153,7 +157,7 @@ export class Store implements IDisposable {
   /** Gives the event its sequence number and queues it for the next commit. */
   append(event: AgentEvent): SequencedEvent {
     if (this.closed) throw new Error('store is closed');
-    const sequenced = { ...event, seq: ++this.seq, time: new Date().toISOString() } as SequencedEvent;
+    const sequenced = { ...event, seq: ++this.seq, time: this.clock().toISOString() } as SequencedEvent;
     this.pending.push(sequenced);
     if (this.pending.length >= FLUSH_AT) {
       this.flush();
@@ -174,7 +178,7 @@ export class Store implements IDisposable {
     this.db.transaction(() => {
       for (let i = 0; i < batch.length; i++) {
         const e = batch[i];
-        this.stmts.insertEvent.run(e.seq, e.time, e.type, runIdOf(e), stored[i].json);
+        this.stmts.insertEvent.run(e.seq, e.time, e.type, runIdOf(e), environmentOf(e), stored[i].json);
         this.project(e);
       }
     });
@@ -199,7 +203,7 @@ export class Store implements IDisposable {
       case 'run.started':
       case 'run.finished': {
         const r = e.run;
-        this.stmts.upsertRun.run({ ...r, requested: JSON.stringify(r.requestedStages), impact: r.impact ? JSON.stringify(r.impact) : null });
+        this.stmts.upsertRun.run({ ...r, commitTime: r.commitTime ?? null, requested: JSON.stringify(r.requestedStages), impact: r.impact ? JSON.stringify(r.impact) : null });
         break;
       }
       case 'stage.changed':
@@ -466,12 +470,32 @@ export function runIdOf(e: AgentEvent): number | null {
   }
 }
 
+/**
+ * The environment an event is about, if any: a preview's name, or the first `environment` text
+ * of the event or of one of its objects (a release, a deployment, an approval, a sync status...).
+ * Kept in its own column (migration 4 fills it in the same way for older events).
+ */
+export function environmentOf(e: AgentEvent): string | null {
+  if (e.type === 'preview.created') return e.preview.name;
+  if (e.type === 'preview.destroyed') return e.name;
+  const fields = e as unknown as Record<string, unknown>;
+  if (typeof fields.environment === 'string') return fields.environment;
+  for (const value of Object.values(fields)) {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const nested = (value as Record<string, unknown>).environment;
+      if (typeof nested === 'string') return nested;
+    }
+  }
+  return null;
+}
+
 interface RunRow {
   id: number;
   pipeline: string;
   trigger: RunSummary['trigger'];
   status: RunStatus;
   commit_sha: string | null;
+  commit_time: string | null;
   branch: string | null;
   title: string | null;
   requested: string;
@@ -533,6 +557,7 @@ const toRun = (r: RunRow): RunSummary => ({
   trigger: r.trigger,
   status: r.status,
   commit: r.commit_sha,
+  commitTime: r.commit_time,
   branch: r.branch,
   title: r.title,
   requestedStages: JSON.parse(r.requested) as string[],
