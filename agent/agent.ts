@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import { version as packageVersion } from '../package.json';
 import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
 import { Deployer } from './deploy/deployer';
+import { Alerts } from './alerts/alerts';
 import { Engine } from './engine/engine';
+import { Metrics } from './metrics/metrics';
 import { StateRepo } from './gitops/repo';
 import { Reconciler } from './gitops/reconciler';
 import { findRepo, git, GitError, type RepoInfo } from './engine/git';
@@ -56,6 +58,8 @@ export class Agent {
   readonly runtimes: Runtimes;
   /** The GitOps reconciler; undefined when the workspace is not in a git repository. */
   reconciler: Reconciler | undefined;
+  readonly metrics: Metrics;
+  readonly alerts: Alerts;
   private server!: ServerHandle;
   private readonly token = randomBytes(32).toString('base64url');
   private configState: ConfigState;
@@ -111,6 +115,16 @@ export class Agent {
             status: (environment) => this.reconciler?.status(environment) ?? null,
           }
         : undefined,
+    });
+    this.metrics = new Metrics(store, { repo: repo?.root ?? null });
+    this.alerts = new Alerts({
+      store,
+      config: () => (this.configState.valid ? this.configState.config.alerts : null),
+      branches: () => (this.configState.valid ? this.configState.config.pipeline.branches : []),
+      slowdown: (subject, newest, pct) => {
+        const r = this.metrics.slowdown(subject, newest, pct);
+        return r.ok ? r.value : null;
+      },
     });
     this.engine = new Engine({
       deployer: this.deployer,
@@ -368,6 +382,7 @@ export class Agent {
     await develop?.close();
     await this.engine.shutdown();
     this.deployer.dispose();
+    this.alerts.dispose();
     this.runtimes.dispose();
     await this.server.close();
     this.store.dispose();

@@ -386,6 +386,7 @@ export interface ConveyorConfig {
   /** Names of secrets; values come from the agent's environment or `.conveyor/secrets.env`. */
   secrets: string[];
   gitops: GitOpsConfig;
+  alerts: AlertsConfig;
 }
 
 /** The agent's view of the config file: valid (with the model) or not (with its diagnostics). */
@@ -765,7 +766,8 @@ export type AgentEvent =
   | { type: 'preview.created'; preview: PreviewInfo }
   | { type: 'preview.destroyed'; name: string; reason: string }
   | { type: 'scan.reported'; runId: number; stage: string; attempt: number; failOn: Severity; ok: boolean; verdict: string; report: ScanReport }
-;
+  | { type: 'alert.changed'; alert: Alert }
+  | { type: 'alert.delivery'; alertId: number; sink: 'webhook'; ok: boolean; attempts: number; error: string | null };
 
 export type AgentEventType = AgentEvent['type'];
 
@@ -823,6 +825,55 @@ export interface ScanReport {
   findings: Finding[];
   sources: SourceStatus[];
   lockfiles: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+// ---------------------------------------------------------------------------------------------
+
+export type AlertRuleName = 'pipelineFailed' | 'slower' | 'drift' | 'rollback' | 'vulnerability' | 'flaky';
+
+/** The alert rules of conveyor.yml (`alerts:`), with their defaults filled in; null: the rule is off. */
+export interface AlertsConfig {
+  /** A run of the pipeline failed on one of these branches (default: the followed branches, else main and master). */
+  pipelineFailed: { branches: string[] } | null;
+  /** A stage or a deploy took longer than its p95 of the previous 4 weeks by more than `percent`. */
+  slower: { percent: number; minSamples: number } | null;
+  /** Drift detected and not healed. */
+  drift: {} | null;
+  /** An automatic rollback happened. */
+  rollback: {} | null;
+  /** A scan found a vulnerable dependency at or above `severity`. */
+  vulnerability: { severity: 'low' | 'moderate' | 'high' | 'critical' } | null;
+  /** A test flipped between pass and fail at least `flips` times in its last `window` results. */
+  flaky: { window: number; flips: number } | null;
+  /** POST each new alert as JSON, with retries and a time-out. */
+  webhook: { url: string; timeoutMs: number; retries: number } | null;
+}
+
+/** A rule that fired, with its evidence. The same cause fires once: repeats count on the open alert. */
+export interface Alert {
+  /** Short and copyable: alert #7. */
+  id: number;
+  rule: AlertRuleName;
+  /** What makes two firings the same alert (a stage, an environment, a test). */
+  key: string;
+  severity: 'warning' | 'error';
+  title: string;
+  /** The evidence, one line per fact. */
+  detail: string[];
+  runId: number | null;
+  environment: string | null;
+  stage: string | null;
+  /** The event that fired it (or fired it again). */
+  seq: number;
+  firstAt: string;
+  lastAt: string;
+  count: number;
+  status: 'open' | 'snoozed' | 'resolved';
+  snoozedUntil: string | null;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
 }
 
 /** An event as stored and sent: the global sequence number is strictly increasing, from 1. */

@@ -34,6 +34,7 @@ import { ENVIRONMENTS_VIEW, PIPELINES_VIEW } from './constants';
 import { DeployNotifications } from './deploys/deployNotifications';
 import { EnvironmentStore } from './deploys/environmentStore';
 import { ConfigDiagnostics } from './diagnostics/configDiagnostics';
+import { AlertNotifications } from './alerts/alertNotifications';
 import { DriftNotifications } from './gitops/driftNotifications';
 import { STATE_SCHEME, StateDocuments } from './gitops/stateDocuments';
 import { LogTerminals } from './logs/logTerminals';
@@ -57,6 +58,7 @@ export interface ConveyorTestApi {
   deployNotifications: DeployNotifications;
   /** Drift the reconciler reported, told once per event. */
   driftNotifications: DriftNotifications;
+  alertNotifications: AlertNotifications;
   /** The read-only documents of the desired and live state (conveyor-state: URIs). */
   states: StateDocuments;
   diagnostics: ConfigDiagnostics;
@@ -85,6 +87,7 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   const deploys = new EnvironmentStore(sessions, log);
   const deployNotifications = new DeployNotifications(sessions, deploys, log);
   const driftNotifications = new DriftNotifications(sessions, deploys, log);
+  const alertNotifications = new AlertNotifications(sessions, deploys, log);
   const states = new StateDocuments(sessions);
   const environments = new EnvironmentsProvider(sessions, deploys);
   const environmentsView = vscode.window.createTreeView(ENVIRONMENTS_VIEW, { treeDataProvider: environments });
@@ -92,7 +95,7 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   const logTerminals = new LogTerminals(log);
   const statusBar = new StatusBarController(sessions);
   // Disposed with the extension: the sessions stop the agents they started.
-  context.subscriptions.push(sessions, pipelines, pipelinesView, deploys, deployNotifications, driftNotifications, states, environments, environmentsView, diagnostics, logTerminals, statusBar);
+  context.subscriptions.push(sessions, pipelines, pipelinesView, deploys, deployNotifications, driftNotifications, alertNotifications, states, environments, environmentsView, diagnostics, logTerminals, statusBar);
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(COMMIT_SCHEME, new CommitDocumentProvider()));
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(STATE_SCHEME, states));
 
@@ -130,7 +133,7 @@ export function activate(context: vscode.ExtensionContext): ConveyorExports {
   sessions.start();
   const activationMs = performance.now() - started;
   log.info(`activate() took ${activationMs.toFixed(1)} ms`);
-  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, deploys, deployNotifications, driftNotifications, states, diagnostics, logTerminals, statusBar, testing } };
+  return { testApi: { activationMs, sessions, pipelines, pipelinesView, environments, deploys, deployNotifications, driftNotifications, alertNotifications, states, diagnostics, logTerminals, statusBar, testing } };
 }
 
 export function deactivate(): void {

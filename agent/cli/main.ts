@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
 import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
-import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults, StateView, SyncInfo, SyncResult } from '../protocol';
+import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults, StateView, SyncInfo, SyncResult, Alert } from '../protocol';
 import { FINISHED_RUN_STATUSES } from '../protocol';
 import { setUnexpectedErrorHandler } from '../util/lifecycle';
 import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
@@ -41,6 +41,8 @@ Commands:
   sync ENV [--dry-run]   apply the desired state in git now (--dry-run: say what would change)
   reconcile pause ENV | reconcile resume ENV
                          stop or restart applying git and healing drift for an environment
+  alerts [--all] | alerts snooze ID [--for 1h] | alerts resolve ID
+                         alerts that fired (open and snoozed; --all: resolved too)
   agent                  run the agent in the foreground (other commands start it in the background)
   stop                   stop the background agent
 
@@ -119,6 +121,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdSync(rest, base);
       case 'reconcile':
         return await cmdReconcile(rest, base);
+      case 'alerts':
+        return await cmdAlerts(rest, base);
       default:
         throw new UsageError(`unknown command "${command}"; see "conveyor --help"`);
     }
@@ -707,6 +711,41 @@ async function cmdReconcile(args: string[], c: Common): Promise<number> {
   const s = await agent.request<SyncInfo>('POST', `/environments/${encodeURIComponent(positionals[0])}/reconcile`, { paused: verb === 'pause' });
   if (c.json) c.out(JSON.stringify(s, null, 2));
   else c.out(`${positionals[0]}: reconcile ${s.paused ? 'paused: changes in git and drift are reported, not applied' : 'resumed'}\n  ${syncLine(c, s)}`);
+  return EXIT.ok;
+}
+
+function alertLine(c: Common, a: Alert): string[] {
+  const color = a.status === 'resolved' ? 'gray' : a.severity === 'error' ? 'red' : 'yellow';
+  const state = a.status === 'snoozed' ? `snoozed until ${new Date(a.snoozedUntil!).toLocaleString()}` : a.status === 'resolved' ? `resolved ${ago(a.resolvedAt)} (${a.resolvedBy})` : 'open';
+  const where = [a.runId !== null ? `run #${a.runId}` : null, a.environment, a.stage ? `stage ${a.stage}` : null].filter(Boolean).join(' · ');
+  return [
+    `${paint(c.style, color, `#${a.id}`)} ${a.title}`,
+    `    ${a.rule} · ${state} · ${a.count > 1 ? `${a.count} times, last ${ago(a.lastAt)}` : ago(a.firstAt)}${where ? ` · ${where}` : ''}`,
+    ...a.detail.slice(0, 5).map((d) => `    ${truncate(d, 160)}`),
+  ];
+}
+
+async function cmdAlerts(args: string[], c: Common): Promise<number> {
+  const verb = args[0] === 'snooze' || args[0] === 'resolve' ? args[0] : null;
+  const { values, positionals } = parseArgs({ args: verb ? args.slice(1) : args, allowPositionals: true, options: { ...COMMON_OPTIONS, all: { type: 'boolean', default: false }, for: { type: 'string' } } });
+  Object.assign(c, { workspace: values.workspace, json: values.json });
+  const agent = await client(c);
+  if (verb) {
+    const m = /^#?(\d+)$/.exec(positionals[0] ?? '');
+    if (!m) throw new UsageError(`name the alert: conveyor alerts ${verb} ID (conveyor alerts lists them)`);
+    const a = await agent.request<Alert>('POST', `/alerts/${m[1]}/${verb}`, verb === 'snooze' ? { for: values.for ?? '1h', via: 'cli' } : { via: 'cli' });
+    if (c.json) c.out(JSON.stringify(a, null, 2));
+    else for (const line of alertLine(c, a)) c.out(line);
+    return EXIT.ok;
+  }
+  if (positionals.length) throw new UsageError('conveyor alerts [--all] | alerts snooze ID [--for 1h] | alerts resolve ID');
+  const list = await agent.request<Alert[]>('GET', `/alerts${values.all ? '?all=1' : ''}`);
+  if (c.json) {
+    c.out(JSON.stringify(list, null, 2));
+    return EXIT.ok;
+  }
+  if (list.length === 0) c.out(values.all ? 'no alerts yet' : 'no open alerts (conveyor alerts --all shows resolved ones)');
+  for (const a of list) for (const line of alertLine(c, a)) c.out(line);
   return EXIT.ok;
 }
 

@@ -1385,6 +1385,32 @@ class Analysis {
       watch: this.buildWatch(),
       secrets: unique((own(data, 'secrets') as string[] | undefined) ?? []),
       gitops: this.buildGitOps(),
+      alerts: this.buildAlerts(),
+    };
+  }
+
+  private buildAlerts(): ConveyorConfig['alerts'] {
+    const a = (own(this.data as Record<string, unknown>, 'alerts') as Record<string, unknown> | undefined) ?? {};
+    const rule = <T>(key: string, fill: (o: Record<string, unknown>) => T): T | null => {
+      const v = own(a, key);
+      if (v === false) return null;
+      return fill(isPlainObject(v) ? v : {});
+    };
+    const hook = own(a, 'webhook') as Record<string, unknown> | undefined;
+    return {
+      pipelineFailed: rule('pipelineFailed', (o) => ({ branches: [...((own(o, 'branches') as string[] | undefined) ?? [])] })),
+      slower: rule('slower', (o) => ({ percent: (own(o, 'percent') as number | undefined) ?? 50, minSamples: (own(o, 'minSamples') as number | undefined) ?? 5 })),
+      drift: rule('drift', () => ({})),
+      rollback: rule('rollback', () => ({})),
+      vulnerability: rule('vulnerability', (o) => ({ severity: (own(o, 'severity') as 'low' | 'moderate' | 'high' | 'critical' | undefined) ?? 'high' })),
+      flaky: rule('flaky', (o) => ({ window: (own(o, 'window') as number | undefined) ?? 10, flips: (own(o, 'flips') as number | undefined) ?? 2 })),
+      webhook: isPlainObject(hook)
+        ? {
+            url: own(hook, 'url') as string,
+            timeoutMs: durationToMs((own(hook, 'timeout') as number | string | undefined) ?? '5s') ?? 5000,
+            retries: (own(hook, 'retries') as number | undefined) ?? 3,
+          }
+        : null,
     };
   }
 

@@ -12,7 +12,10 @@ import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRun
 import { PROTOCOL_VERSION } from '../protocol';
 import { stepLogName } from '../steps/executor';
 import type { Store } from '../store/store';
-import type { IDisposable } from '../util/lifecycle';
+import type { IDisposable, Result } from '../util/lifecycle';
+import type { Alerts } from '../alerts/alerts';
+import { productionEnvironment, type Metrics } from '../metrics/metrics';
+import { durationToMs } from '../config/duration';
 import type { Reconciler } from '../gitops/reconciler';
 import { checkRequest } from './auth';
 import { Subscriber } from './subscriber';
@@ -24,6 +27,8 @@ export interface AgentApi {
   readonly deployer: Deployer;
   /** The GitOps reconciler; undefined when the workspace is not in a git repository. */
   readonly reconciler: Reconciler | undefined;
+  readonly alerts: Alerts;
+  readonly metrics: Metrics;
   readonly conveyorDir: string;
   health(): Health;
   config(): ConfigState;
@@ -198,6 +203,70 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     const body = objectBody(req.body, ['paused', 'via']);
     if (typeof body.paused !== 'boolean') throw bad('"paused" must be true or false', 'e.g. {"paused": true}');
     const result = await reconciler().setPaused(String(req.params.name), body.paused);
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json(result.value);
+  });
+  // Monitoring: the dashboards' queries. Query strings are text; numbers are checked by Metrics.
+  const num = (v: unknown): number | undefined => (v === undefined ? undefined : typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : NaN);
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const answer = <T>(res: express.Response, r: Result<T, ApiError>) => {
+    if (!r.ok) throw new HttpError(400, r.error);
+    res.json(r.value);
+  };
+  r.get('/metrics/dora', (req, res) => {
+    const config = api.config();
+    const envs = config.valid ? config.config.environments : [];
+    const environment = str(req.query.environment) ?? productionEnvironment(envs) ?? undefined;
+    if (!environment) throw bad('no environment to measure', 'declare environments in conveyor.yml, or pass environment=NAME');
+    answer(res, api.metrics.dora({ environment, days: num(req.query.days), from: str(req.query.from), to: str(req.query.to) }));
+  });
+  r.get('/metrics/builds', (req, res) => answer(res, api.metrics.builds({ days: num(req.query.days), to: str(req.query.to) })));
+  r.get('/metrics/durations', (req, res) => answer(res, api.metrics.durations({ weeks: num(req.query.weeks), to: str(req.query.to), thresholdPct: num(req.query.thresholdPct) })));
+  r.get('/timeline', (req, res) => {
+    const kinds = str(req.query.kinds);
+    answer(
+      res,
+      api.metrics.timeline({
+        before: num(req.query.before),
+        limit: num(req.query.limit),
+        environment: str(req.query.environment),
+        stage: str(req.query.stage),
+        kinds: kinds ? kinds.split(',').filter(Boolean) : undefined,
+        text: str(req.query.text),
+        includeLogs: req.query.logs === '1' || req.query.logs === 'true',
+      }),
+    );
+  });
+  r.get('/incidents/changes', async (req, res) => {
+    const d = num(req.query.deployment);
+    const seq = num(req.query.seq);
+    if (d === undefined && seq === undefined) throw bad('name the incident', 'deployment=<id> or seq=<event number>');
+    answer(res, await api.metrics.changesBefore(d !== undefined ? { deployment: d } : { seq: seq! }, num(req.query.maxCommits)));
+  });
+  r.get('/commits/:sha/diff', async (req, res) => {
+    const sha = String(req.params.sha);
+    if (!/^[0-9a-f]{4,40}$/i.test(sha)) throw bad(`"${sha}" is not a commit id`, 'give a hexadecimal commit id');
+    answer(res, await api.metrics.commitDiff(sha));
+  });
+  r.get('/alerts', (req, res) => {
+    res.json(api.alerts.list(req.query.all === '1' || req.query.all === 'true'));
+  });
+  const alertId = (raw: string): number => {
+    const id = Number(raw.replace(/^#/, ''));
+    if (!Number.isSafeInteger(id) || id < 1) throw bad(`"${raw}" is not an alert number`, 'conveyor alerts lists them');
+    return id;
+  };
+  r.post('/alerts/:id/snooze', (req, res) => {
+    const body = objectBody(req.body, ['for', 'via']);
+    const forMs = body.for === undefined ? 3_600_000 : typeof body.for === 'string' || typeof body.for === 'number' ? durationToMs(body.for) : undefined;
+    if (forMs === undefined || forMs <= 0) throw bad('"for" must be a duration such as 30m, 1h or 24h', 'e.g. {"for": "1h"}');
+    const result = api.alerts.snooze(alertId(String(req.params.id)), forMs, actor(via(body)));
+    if (!result.ok) throw new HttpError(404, result.error);
+    res.json(result.value);
+  });
+  r.post('/alerts/:id/resolve', (req, res) => {
+    const body = objectBody(req.body, ['via']);
+    const result = api.alerts.resolve(alertId(String(req.params.id)), actor(via(body)));
     if (!result.ok) throw new HttpError(404, result.error);
     res.json(result.value);
   });

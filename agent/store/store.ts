@@ -466,6 +466,8 @@ export function runIdOf(e: AgentEvent): number | null {
     case 'drift.detected':
     case 'state.committed':
     case 'image.update':
+    case 'alert.changed':
+    case 'alert.delivery':
       return null;
   }
 }

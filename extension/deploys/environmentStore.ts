@@ -13,7 +13,7 @@ import { isFinished } from './format';
  */
 export type DeployEvent = Extract<
   SequencedEvent,
-  { type: 'release.created' | 'deployment.changed' | 'deployment.progress' | 'approval.changed' | 'environment.health' | 'sync.changed' | 'drift.detected' }
+  { type: 'release.created' | 'deployment.changed' | 'deployment.progress' | 'approval.changed' | 'environment.health' | 'sync.changed' | 'drift.detected' | 'alert.changed' }
 >;
 
 const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -24,6 +24,7 @@ const DEPLOY_EVENT_TYPES: ReadonlySet<string> = new Set([
   'environment.health',
   'sync.changed',
   'drift.detected',
+  'alert.changed',
 ]);
 
 function isDeployEvent(e: SequencedEvent): e is DeployEvent {
@@ -142,6 +143,7 @@ class EnvironmentFeed implements vscode.Disposable {
       if (e.type === 'config.changed' || e.type.startsWith('preview.')) reload = true;
       if (!isDeployEvent(e)) continue;
       deploy.push(e);
+      if (e.type === 'alert.changed') continue;
       if (e.type === 'deployment.progress') {
         this.progress.delete(e.deploymentId);
         this.progress.set(e.deploymentId, e.message);

@@ -288,6 +288,15 @@ describe('config analyzer: defaults and normalization', () => {
       watch: { include: ['**/*'], exclude: [], stages: [], tests: [] },
       secrets: [],
       gitops: { repo: null, branch: 'conveyor/state', path: 'environments', intervalMs: 30_000 },
+      alerts: {
+        pipelineFailed: { branches: [] },
+        slower: { percent: 50, minSamples: 5 },
+        drift: {},
+        rollback: {},
+        vulnerability: { severity: 'high' },
+        flaky: { window: 10, flips: 2 },
+        webhook: null,
+      },
     } satisfies ConveyorConfig);
   });
 
