@@ -159,4 +159,8 @@ export const MIGRATIONS: readonly string[] = [
     CAST(ROUND((julianday(finished_at) - julianday(started_at)) * 86400000.0) AS INTEGER)
   );
   `,
+  // 5: the matrix cell a stage is (which stage it belongs to, its combination), for run details.
+  `
+  ALTER TABLE stages ADD COLUMN matrix TEXT;
+  `,
 ];

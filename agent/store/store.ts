@@ -108,8 +108,8 @@ export class Store implements IDisposable {
       upsertRun: db.prepare(`INSERT INTO runs (id, pipeline, trigger, status, commit_sha, commit_time, branch, title, requested, queued_at, started_at, finished_at, reason, impact)
         VALUES (@id, @pipeline, @trigger, @status, @commit, @commitTime, @branch, @title, @requested, @queuedAt, @startedAt, @finishedAt, @reason, @impact)
         ON CONFLICT(id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at, finished_at=excluded.finished_at, reason=excluded.reason`),
-      upsertStage: db.prepare(`INSERT INTO stages (run_id, name, position, kind, status, needs, attempt, started_at, finished_at, message)
-        VALUES (@runId, @name, (SELECT COUNT(*) FROM stages WHERE run_id = @runId), @kind, @status, @needs, @attempt, @startedAt, @finishedAt, @message)
+      upsertStage: db.prepare(`INSERT INTO stages (run_id, name, position, kind, status, needs, attempt, started_at, finished_at, message, matrix)
+        VALUES (@runId, @name, (SELECT COUNT(*) FROM stages WHERE run_id = @runId), @kind, @status, @needs, @attempt, @startedAt, @finishedAt, @message, @matrix)
         ON CONFLICT(run_id, name) DO UPDATE SET status=excluded.status, attempt=excluded.attempt, started_at=excluded.started_at, finished_at=excluded.finished_at, message=excluded.message`),
       upsertStep: db.prepare(`INSERT INTO steps (run_id, stage, attempt, idx, command, status, exit_code, started_at, finished_at)
         VALUES (@runId, @stage, @attempt, @index, @command, @status, @exitCode, @startedAt, @finishedAt)
@@ -207,7 +207,7 @@ export class Store implements IDisposable {
         break;
       }
       case 'stage.changed':
-        this.stmts.upsertStage.run({ ...e.stage, needs: JSON.stringify(e.stage.needs) });
+        this.stmts.upsertStage.run({ ...e.stage, needs: JSON.stringify(e.stage.needs), matrix: e.stage.matrix ? JSON.stringify(e.stage.matrix) : null });
         break;
       case 'step.changed':
         this.stmts.upsertStep.run(e.step);
@@ -517,6 +517,7 @@ interface StageRow {
   started_at: string | null;
   finished_at: string | null;
   message: string | null;
+  matrix: string | null;
 }
 interface StepRow {
   run_id: number;
@@ -579,6 +580,7 @@ const toStage = (r: StageRow): StageInfo => ({
   startedAt: r.started_at,
   finishedAt: r.finished_at,
   message: r.message,
+  ...(r.matrix ? { matrix: JSON.parse(r.matrix) as StageInfo['matrix'] } : {}),
 });
 const toStep = (r: StepRow): StepInfo => ({
   runId: r.run_id,

@@ -68,6 +68,10 @@ describe('engine: matrix stages', function () {
     assert.deepEqual(cells.get(CELLS[1])!.matrix, { of: 'compat', cell: { node: '18', db: 'sqlite' }, optional: true });
     assert.deepEqual(cells.get(CELLS[4])!.matrix, { of: 'compat', cell: { node: '22', db: 'pg' }, optional: false });
     assert.equal(cells.get(CELLS[4])!.kind, 'matrix');
+    // ... and in the run's record, as the API and the editor read it.
+    const detail = agent.store.getRun(id)!;
+    assert.deepEqual(detail.stages.find((s) => s.name === CELLS[1])!.matrix, { of: 'compat', cell: { node: '18', db: 'sqlite' }, optional: true });
+    assert.equal(detail.stages.find((s) => s.name === 'compat')!.matrix, undefined);
 
     // Each cell read its own report.
     const tests = agent.store.getTests(id);
