@@ -66,13 +66,15 @@ export class RunNode extends vscode.TreeItem {
   async getChildren(): Promise<StageNode[]> {
     await this.session.ensureDetail(this.runId);
     const run = this.session.model.get(this.runId);
-    return (run?.stages ?? []).map((s) => this.stageNode(s.name));
+    // The cells of a matrix stage are shown under it.
+    return (run?.stages ?? []).filter((s) => !s.matrix).map((s) => this.stageNode(s.name));
   }
 
   stageNode(name: string): StageNode {
     let node = this.stages.get(name);
     if (!node) {
-      node = new StageNode(this, this.session, this.runId, name);
+      const of = this.session.model.get(this.runId)?.stages.find((s) => s.name === name)?.matrix?.of;
+      node = new StageNode(of ? this.stageNode(of) : this, this.session, this.runId, name);
       this.stages.set(name, node);
     }
     return node;

@@ -12,7 +12,8 @@ export class StageNode extends vscode.TreeItem {
   private readonly steps = new Map<string, StepNode>();
 
   constructor(
-    readonly parent: RunNode,
+    /** The run; for a cell of a matrix stage, that stage. */
+    readonly parent: RunNode | StageNode,
     readonly session: FolderSession,
     readonly runId: number,
     readonly stage: string,
@@ -25,6 +26,15 @@ export class StageNode extends vscode.TreeItem {
     return this.session.model.get(this.runId)?.stages.find((s) => s.name === this.stage);
   }
 
+  /** The cells of a matrix stage, in their order. */
+  private get cells(): StageInfo[] {
+    return this.session.model.get(this.runId)?.stages.filter((s) => s.matrix?.of === this.stage) ?? [];
+  }
+
+  private get run(): RunNode {
+    return this.parent instanceof StageNode ? this.parent.run : this.parent;
+  }
+
   /** True when the stage ran more than once (retries): steps then name their attempt. */
   get multipleAttempts(): boolean {
     return (this.info?.attempt ?? 0) > 1;
@@ -34,13 +44,18 @@ export class StageNode extends vscode.TreeItem {
     const stage = this.info;
     if (!stage) return this;
     const parts = [statusWord(stage.status)];
+    if (stage.kind !== 'command' && !stage.matrix) parts.unshift(stage.kind);
+    if (stage.matrix) {
+      this.label = Object.entries(stage.matrix.cell).map(([k, v]) => `${k}=${v}`).join(', ');
+      if (stage.matrix.optional) parts.push('optional');
+    }
     const took = durationBetween(stage.startedAt, stage.finishedAt, now);
     if (took && stage.status !== 'pending' && stage.status !== 'skipped') parts.push(took);
     if (stage.attempt > 1) parts.push(`attempt ${stage.attempt}`);
     if (stage.message) parts.push(stage.message);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(stage.status);
-    const started = stage.attempt > 0;
+    const started = stage.attempt > 0 || this.cells.length > 0;
     this.collapsibleState = started ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None;
     if (started && stage.status === 'running') this.collapsibleState = vscode.TreeItemCollapsibleState.Expanded;
     const tooltip = new vscode.MarkdownString(`**${stage.name}**: ${statusWord(stage.status)}${took ? ` in ${took}` : ''}`);
@@ -52,7 +67,12 @@ export class StageNode extends vscode.TreeItem {
     return this;
   }
 
-  getChildren(): StepNode[] {
+  getChildren(): (StageNode | StepNode)[] {
+    const cells = this.cells.map((c) => this.run.stageNode(c.name));
+    return [...cells, ...this.stepNodes()];
+  }
+
+  private stepNodes(): StepNode[] {
     const steps = this.session.model.get(this.runId)?.steps.filter((s) => s.stage === this.stage) ?? [];
     return steps.map((s) => {
       const key = `${s.attempt}-${s.index}`;
