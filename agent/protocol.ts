@@ -269,6 +269,28 @@ export interface LoadConfig {
 }
 
 /** The figures of one load stage's result, as recorded for trends (the generator's LoadResult). */
+/** One load stage attempt's figures, for the Metrics page's load trends. */
+export interface LoadTrendPoint {
+  runId: number;
+  stage: string;
+  attempt: number;
+  environment: string;
+  time: string;
+  throughput: number;
+  errorRate: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  requests: number;
+  generatorCpuShare: number;
+}
+
+/** GET /api/metrics/load: the newest load results, oldest first. */
+export interface LoadTrend {
+  stages: string[];
+  points: LoadTrendPoint[];
+}
+
 export interface LoadSummary {
   requests: number;
   errors: number;

@@ -15,6 +15,7 @@ import type {
   DurationSubject,
   DurationTrends,
   IncidentRef,
+  LoadTrend,
   SlowdownEvidence,
   TimelinePage,
   TimelineQuery,
@@ -24,6 +25,7 @@ import { err, ok, type Result } from '../util/lifecycle';
 import { buildStats } from './builds';
 import { changesBefore, commitDiff } from './changes';
 import { doraReport } from './dora';
+import { loadTrends } from './load';
 import { durationTrends, slowdown } from './durations';
 import { DAY_MS, InputError, intParam, nameParam, pctParam, timeParam } from './stats';
 import { checkKind, TIMELINE_LIMIT, TIMELINE_SCAN_SPAN, timelinePage } from './timeline';
@@ -103,6 +105,11 @@ export class Metrics {
       if (Number.isNaN(at)) throw new InputError('"startedAt" is required', 'give when the newest one started, e.g. startedAt=2026-05-01T10:00:00Z');
       return slowdown(this.store.database, checked, newest.durationMs, at, pctParam(thresholdPct, 'thresholdPct', DEFAULT_THRESHOLD_PCT));
     });
+  }
+
+  /** The newest `limit` (default 100) load test results, of one stage or all, oldest first. */
+  load(q: { limit?: number; stage?: string } = {}): Result<LoadTrend, ApiError> {
+    return this.answer(() => loadTrends(this.store.database, intParam(q.limit, 'limit', 100, 1, 1000), nameParam(q.stage, 'stage')));
   }
 
   /** A page of the timeline, newest first; pass the answer's `next` as `before` for the next page. */

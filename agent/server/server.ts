@@ -222,6 +222,7 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
   });
   r.get('/metrics/builds', (req, res) => answer(res, api.metrics.builds({ days: num(req.query.days), to: str(req.query.to) })));
   r.get('/metrics/durations', (req, res) => answer(res, api.metrics.durations({ weeks: num(req.query.weeks), to: str(req.query.to), thresholdPct: num(req.query.thresholdPct) })));
+  r.get('/metrics/load', (req, res) => answer(res, api.metrics.load({ limit: num(req.query.limit), stage: str(req.query.stage) })));
   r.get('/timeline', (req, res) => {
     const kinds = str(req.query.kinds);
     answer(

@@ -88,6 +88,14 @@ describe('load stage', function () {
     assert.ok(summary.requests > 0 && summary.errors === 0, JSON.stringify(summary));
     assert.equal(summary.statusCounts['200'], summary.requests);
     assert.match(reported[0].url, /^http:\/\/127\.0\.0\.1:\d+\/(fail)?$/);
+    // Trended for the Metrics page: the same figures, per stage.
+    const trend = agent.metrics.load({ stage: 'perf' });
+    assert.ok(trend.ok);
+    assert.deepEqual(trend.value.stages, ['perf']);
+    assert.equal(trend.value.points.length, 1);
+    assert.equal(trend.value.points[0].runId, run.id);
+    assert.equal(trend.value.points[0].requests, summary.requests);
+    assert.equal(trend.value.points[0].p95, summary.latencyMs.p95);
 
     const tests = agent.store.getTests(run.id);
     const perfTests = tests.find((t) => t.stage === 'perf')!.results;
