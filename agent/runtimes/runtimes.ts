@@ -2,10 +2,12 @@ import Docker from 'dockerode';
 import * as path from 'node:path';
 import type { EnvironmentConfig, RuntimeName } from '../protocol';
 import type { Store } from '../store/store';
-import { err, ok, type IDisposable, type Result } from '../util/lifecycle';
+import { ok, type IDisposable, type Result } from '../util/lifecycle';
 import { DockerRuntime, dockerSettingsOf } from './docker';
+import { KubernetesRuntime, kubernetesSettingsOf } from './kubernetes';
 import { ProcessRuntime } from './process';
 import { SwitchBoard } from './proxy';
+import { SwarmRuntime } from './swarm';
 import type { Runtime, RuntimeServices } from './runtime';
 
 export interface RuntimesOptions {
@@ -47,8 +49,12 @@ export class Runtimes implements IDisposable {
         runtime = new DockerRuntime(new Docker(), this.services('docker'), (env) => dockerSettingsOf(this.opts.settingsOf(env)));
         break;
       case 'swarm':
+        runtime = new SwarmRuntime(new Docker(), this.services('swarm'), (env) => dockerSettingsOf(this.opts.settingsOf(env)));
+        break;
       case 'kubernetes':
-        return err(`this version of Conveyor has no ${name} runtime yet; use runtime: process or docker`);
+        // Relative paths in settings.kubernetes (kubeconfig, manifests) are the workspace's.
+        runtime = new KubernetesRuntime((env) => kubernetesSettingsOf(this.opts.settingsOf(env), path.dirname(this.opts.conveyorDir)));
+        break;
     }
     this.made.set(name, runtime);
     return ok(runtime);
