@@ -137,6 +137,8 @@ export interface StageConfig {
   image?: ImageConfig;
   /** A post-deploy check of this deploy stage: when this stage fails, that deploy is rolled back. */
   verifies?: string;
+  /** Where the steps run: on this machine (local, the default), or in a container, a swarm job or a Kubernetes Job. */
+  executor?: ExecutorConfig;
   /** Shell commands; each one is a step. */
   run: string[];
   needs: string[];
@@ -161,6 +163,22 @@ export interface StageConfig {
   load?: LoadConfig;
   /** For scan stages: the lockfiles, the advisory sources and the gate. */
   scan?: ScanConfig;
+}
+
+/**
+ * Where a stage's steps run. Beyond `local`, each step runs in `image` (for docker, when there is
+ * none, an image built from the Dockerfile of the run's snapshot), with the stage's folder
+ * mounted read-only at /workspace and $CONVEYOR_OUT (/conveyor/out) collected back into it
+ * afterwards, so reports and artifacts written there are read as usual. `$MATRIX_<AXIS>` in
+ * `image` takes each matrix cell's value.
+ */
+export interface ExecutorConfig {
+  kind: 'local' | 'docker' | 'swarm' | 'kubernetes';
+  image: string | null;
+  /** Kubernetes only: where the Job runs (default: the kubeconfig's context and namespace). */
+  kubeconfig: string | null;
+  context: string | null;
+  namespace: string | null;
 }
 
 export interface ImageConfig {

@@ -35,6 +35,7 @@ import type {
   Diagnostic,
   DiagnosticCode,
   EnvironmentConfig,
+  ExecutorConfig,
   LoadConfig,
   LoadMetric,
   MatrixConfig,
@@ -1535,6 +1536,12 @@ class Analysis {
     if (typeof own(st, 'environment') === 'string') stage.environment = own(st, 'environment') as string;
     if (typeof own(st, 'artifact') === 'string') stage.artifact = own(st, 'artifact') as string;
     if (typeof own(st, 'verifies') === 'string') stage.verifies = own(st, 'verifies') as string;
+    const executor = own(st, 'executor') as string | Record<string, string> | undefined;
+    if (executor !== undefined) {
+      const o = typeof executor === 'string' ? { kind: executor } : executor;
+      const opt = (k: string) => (typeof own(o, k) === 'string' ? (own(o, k) as string) : null);
+      stage.executor = { kind: o.kind as ExecutorConfig['kind'], image: opt('image'), kubeconfig: opt('kubeconfig'), context: opt('context'), namespace: opt('namespace') };
+    }
     const image = own(st, 'image') as string | Record<string, string> | undefined;
     if (image !== undefined) {
       const o = typeof image === 'string' ? { name: image } : image;

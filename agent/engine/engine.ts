@@ -32,7 +32,7 @@ import { IntegrationExecutor } from '../steps/integration';
 import { LoadExecutor } from '../steps/load';
 import { ScanExecutor } from '../steps/scan';
 import { SmokeExecutor } from '../steps/smoke';
-import type { AttemptOutcome, DeployPort, StageExecutor } from '../steps/executor';
+import { stageLogFolder, type AttemptOutcome, type DeployPort, type StageExecutor } from '../steps/executor';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type Result } from '../util/lifecycle';
 import { selectStages, shuffled } from './dag';
@@ -559,7 +559,7 @@ export class Engine {
       this.setStage(x, stage.name, { status: 'failed', attempt: 1, startedAt, finishedAt: startedAt, message: `this agent cannot run stages of kind "${stage.kind}"` });
       return;
     }
-    const logRoot = path.join(this.opts.conveyorDir, 'logs', String(x.summary.id), stage.name);
+    const logRoot = path.join(this.opts.conveyorDir, 'logs', String(x.summary.id), stageLogFolder(stage.name));
     let outcome: AttemptOutcome = { status: 'failed', message: null };
     const attempts = stage.retries + 1;
     for (let attempt = 1; attempt <= attempts; attempt++) {

@@ -10,7 +10,7 @@ import type { Engine } from '../engine/engine';
 import { artifactRef, pickArtifact } from '../steps/deploy';
 import type { ApiError, ConfigState, Diagnostic, Health, ServerMessage, StartRunRequest, WatchState } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
-import { stepLogName } from '../steps/executor';
+import { stageLogFolder, stepLogName } from '../steps/executor';
 import type { Store } from '../store/store';
 import type { IDisposable, Result } from '../util/lifecycle';
 import type { Alerts } from '../alerts/alerts';
@@ -468,7 +468,7 @@ async function streamLogs(
   try {
     for (const s of steps) {
       if (headers) res.write(`── ${s.stage} · attempt ${s.attempt} · step ${s.index + 1}: ${s.command.split('\n')[0]}\n`);
-      const file = path.join(conveyorDir, 'logs', String(runId), s.stage, stepLogName(s.attempt, s.index));
+      const file = path.join(conveyorDir, 'logs', String(runId), stageLogFolder(s.stage), stepLogName(s.attempt, s.index));
       await new Promise<void>((resolve) => {
         const stream = fs.createReadStream(file);
         stream.on('error', () => resolve());

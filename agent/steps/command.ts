@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { StepInfo, StepStatus } from '../protocol';
 import type { AbortReason, AttemptContext, AttemptOutcome, StageExecutor } from './executor';
 import { stepLogName } from './executor';
+import { runRemoteStep } from './remote';
 
 /** How much of one step's output is streamed as events; the log file always has all of it. */
 export const STREAM_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -103,6 +104,24 @@ export class CommandExecutor implements StageExecutor {
       }
     };
 
+    const executor = ctx.stage.executor;
+    if (executor && executor.kind !== 'local') {
+      return runRemoteStep(ctx, index, executor, (text) => write(ctx.masker.push(text))).then(
+        (r) => {
+          write(ctx.masker.end());
+          if (r.error) write(`[conveyor] ${r.error}\n`);
+          fs.closeSync(logFile);
+          ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, r.status, r.exitCode, startedAt, new Date().toISOString()) });
+          return r;
+        },
+        (e: unknown) => {
+          write(`[conveyor] ${executor.kind} executor error: ${(e as Error)?.message ?? String(e)}\n`);
+          fs.closeSync(logFile);
+          ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, 'failed', null, startedAt, new Date().toISOString()) });
+          return { status: 'failed' as const, exitCode: null, error: (e as Error)?.message };
+        },
+      );
+    }
     return new Promise((resolve) => {
       let child: ChildProcess;
       try {

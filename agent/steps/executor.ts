@@ -53,6 +53,11 @@ export interface AttemptOutcome {
   message: string | null;
 }
 
+/** A stage's folder of step logs under .conveyor/logs/<run>/: its name, with "/" written as "%2F" (matrix cells may name images). */
+export function stageLogFolder(stage: string): string {
+  return stage.replace(/%/g, '%25').replace(/\//g, '%2F');
+}
+
 /** The log file of one step of one attempt. */
 export function stepLogName(attempt: number, index: number): string {
   return `${attempt}-${index}.log`;

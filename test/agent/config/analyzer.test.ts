@@ -107,7 +107,7 @@ describe('config analyzer: one golden diagnostic per code', () => {
 
   it('unknown-key: without a close match, listing the allowed keys', () => {
     assert.deepEqual(lines(yaml('pipeline:', '  stages:', '    - name: test', '      run: npm test', '      flavour: vanilla')), [
-      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact, image, verifies, probes, services, matrix, load, scan)',
+      'conveyor.yml:5:7: error: unknown key "flavour" in stage "test" (fix: remove it; allowed keys: name, kind, executor, run, needs, env, workdir, timeout, retries, when, report, artifacts, environment, artifact, image, verifies, probes, services, matrix, load, scan)',
     ]);
   });
 
