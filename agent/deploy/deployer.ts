@@ -502,6 +502,9 @@ export class Deployer implements IDisposable {
   async environmentUrl(environment: string): Promise<Result<string, ApiError>> {
     const env = this.environment(environment);
     if (!env.ok) return env;
+    if (env.value.runtime === 'kubernetes') {
+      return err({ error: `${environment} runs on Kubernetes: it is reached through the cluster's Service, not on this machine`, fix: 'use the Service (kubectl port-forward, an Ingress) or give the stage an absolute url' });
+    }
     try {
       return ok(`http://127.0.0.1:${await this.opts.publicPort(env.value)}`);
     } catch (e) {
@@ -583,7 +586,8 @@ export class Deployer implements IDisposable {
       }
       let url: string | null = null;
       try {
-        url = live || env.port ? `http://127.0.0.1:${await this.opts.publicPort(env)}` : null;
+        // Kubernetes environments are reached through the cluster's Service, not a local port.
+        url = env.runtime !== 'kubernetes' && (live || env.port) ? `http://127.0.0.1:${await this.opts.publicPort(env)}` : null;
       } catch {
         url = null;
       }
