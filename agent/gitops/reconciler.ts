@@ -76,6 +76,8 @@ export class Reconciler implements DesiredStateRecorder, IDisposable {
   private readonly healing = new Map<string, DriftItem[]>();
   private readonly failedHeal = new Map<string, number>();
   private tip: string | null = null;
+  /** Commits made by this reconciler so far (a read of the tip that started before one is stale). */
+  private commits = 0;
   private fetchError: string | null = null;
   private readonly imageErrors = new Map<string, string>();
   private readonly imageLooked = new Map<string, number>();
@@ -188,7 +190,10 @@ Previous: ${previous}`, 'Conveyor (image update)');
       const f = await this.opts.repo.fetch();
       this.fetchError = f.ok ? null : f.error;
     }
-    this.tip = await this.opts.repo.tip();
+    // A commit of ours made while git was read is newer than what was read: keep it.
+    const commits = this.commits;
+    const tip = await this.opts.repo.tip();
+    if (commits === this.commits) this.tip = tip;
   }
 
   /** Follows each environment's runtime, so that a change by hand is seen within a second or two. */
@@ -239,6 +244,12 @@ Previous: ${previous}`, 'Conveyor (image update)');
     const { info, env } = c;
     this.publish(info);
     if (this.opts.deployer.busy(environment)) return;
+    // Act only on a comparison that is still true: the branch or the live release may have moved
+    // while it was made (a rollback commits and deploys meanwhile). Then look again.
+    if (info.revision !== this.tip || this.opts.deployer.liveRelease(environment)?.number !== c.live?.number) {
+      this.again.add(environment);
+      return;
+    }
     // An environment deployed before it had a state file: its live release becomes the desired state.
     if (c.desired.text === null && !c.desired.error && c.live) {
       await this.commitState(c.live, `record ${environment}@${c.live.number} as the desired state`, 'Conveyor (reconciler)', `${environment}@${c.live.number} was live before its desired state was kept in git.`).catch(reportUnexpected);
@@ -528,6 +539,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
   private async commitText(environment: string, file: string, text: string | null, message: string, author: string): Promise<string | null> {
     const sha = await this.opts.repo.commit({ file, text, message, author });
     if (!sha || this.disposed) return sha;
+    this.commits++;
     this.tip = sha;
     this.opts.store.append({ type: 'state.committed', environment, branch: this.opts.repo.branch, commit: sha, message: message.split('\n')[0] });
     return sha;

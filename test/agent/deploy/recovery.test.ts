@@ -78,7 +78,8 @@ describe('deploy: the agent killed mid-deploy', function () {
       const envs = await c2.request<EnvironmentStatus[]>('GET', '/environments');
       const staging = envs[0];
       assert.equal(staging.live!.number, 1);
-      assert.equal(staging.health, 'Healthy');
+      // Healthy, or already Progressing: the reconciler may have started on the desired release.
+      assert.ok(['Healthy', 'Progressing'].includes(staging.health), staging.health);
       assert.equal(staging.url, url, 'the same public port');
       assert.equal(await (await fetch(url)).text(), 'v1');
       const interrupted = await c2.request<DeploymentInfo>('GET', '/deployments/2');
