@@ -969,6 +969,16 @@ export const DISCOVERY_FILE = '.conveyor/agent.json';
  * | POST   | /api/previews                         | { branch, template?, via? }        | 201 { preview, deployment } |
  * | DELETE | /api/previews/:name                   |                                    | { destroyed }    |
  * | WS     | /api/events                           | ?since=N (token: header or ?token=)| ServerMessage*   |
+ * | GET    | /api/alerts                           | ?all=1                             | Alert[]          |
+ * | POST   | /api/alerts/:id/snooze, /resolve      | { for?, via? }                     | Alert            |
+ * | GET    | /api/metrics/dora, /builds, /durations, /load | see Metrics                | DoraReport, ...  |
+ * | GET    | /api/timeline, /api/incidents/changes, /api/commits/:sha/diff |             | TimelinePage, ...|
+ * | GET    | /dashboard/run.html, metrics.html, timeline.html | (pages, strict CSP)     | text/html        |
+ *
+ * The dashboard pages sign a browser in once: /dashboard/?token=T sets an HttpOnly, SameSite=Strict
+ * cookie and redirects without the token; the cookie is taken only from the agent's own origin
+ * (same-origin fetches and the WebSocket). Editor webviews send the Bearer token; their CORS
+ * preflights are answered for loopback and vscode-webview origins only.
  *
  * Errors answer `ApiError` with a 4xx status.
  */

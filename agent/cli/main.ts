@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -6,6 +7,7 @@ import { Agent, AgentRunningError, isAlive, VERSION } from '../agent';
 import { formatDiagnosticLine, formatDiagnosticPretty, loadConfig } from '../config';
 import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, PreviewInfo, RunDetail, RunSummary, SequencedEvent, StageTestResults, StateView, SyncInfo, SyncResult, Alert } from '../protocol';
 import { FINISHED_RUN_STATUSES } from '../protocol';
+import { dashboardUrl } from '../server/dashboard';
 import { setUnexpectedErrorHandler } from '../util/lifecycle';
 import { AgentClient, AgentHttpError, AgentUnavailableError, connect, connectOrStart, findWorkspace, readDiscovery } from './client';
 import { paint, runLine, stageLine, table, ago, duration, shortSha, statusWord, truncate, type Style } from './render';
@@ -43,6 +45,8 @@ Commands:
                          stop or restart applying git and healing drift for an environment
   alerts [--all] | alerts snooze ID [--for 1h] | alerts resolve ID
                          alerts that fired (open and snoozed; --all: resolved too)
+  dashboard [--no-open]  the Run, Metrics and Timeline pages in a browser: prints their address
+                         (it signs the browser in) and opens it when there is a display
   agent                  run the agent in the foreground (other commands start it in the background)
   stop                   stop the background agent
 
@@ -123,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdReconcile(rest, base);
       case 'alerts':
         return await cmdAlerts(rest, base);
+      case 'dashboard':
+        return await cmdDashboard(rest, base);
       default:
         throw new UsageError(`unknown command "${command}"; see "conveyor --help"`);
     }
@@ -517,6 +523,31 @@ async function cmdStop(args: string[], c: Common): Promise<number> {
     return EXIT.agent;
   }
   c.out(`stopped the agent (pid ${d.pid})`);
+  return EXIT.ok;
+}
+
+async function cmdDashboard(args: string[], c: Common): Promise<number> {
+  const { values } = parseArgs({ args, options: { workspace: COMMON_OPTIONS.workspace, 'no-open': { type: 'boolean', default: false } } });
+  c.workspace = values.workspace;
+  const agent = await client(c);
+  const url = dashboardUrl(agent.discovery.port, agent.discovery.token);
+  c.out(url);
+  if (values['no-open']) return EXIT.ok;
+  const opener = process.platform === 'darwin' ? 'open' : process.platform === 'linux' && (process.env.DISPLAY || process.env.WAYLAND_DISPLAY) ? 'xdg-open' : undefined;
+  if (!opener) {
+    c.err('no display to open a browser on: open the address above in a browser on this machine');
+    return EXIT.ok;
+  }
+  // The browser outlives the command; a missing opener only costs the message.
+  const child = spawn(opener, [url], { detached: true, stdio: 'ignore' });
+  await new Promise<void>((resolve) => {
+    child.once('spawn', resolve);
+    child.once('error', (e) => {
+      c.err(`could not run ${opener} (${e.message}): open the address above in a browser`);
+      resolve();
+    });
+  });
+  child.unref();
   return EXIT.ok;
 }
 

@@ -18,6 +18,7 @@ import { productionEnvironment, type Metrics } from '../metrics/metrics';
 import { durationToMs } from '../config/duration';
 import type { Reconciler } from '../gitops/reconciler';
 import { checkRequest } from './auth';
+import { dashboardCors, dashboardRouter } from './dashboard';
 import { Subscriber } from './subscriber';
 
 /** What the server needs from the agent. */
@@ -66,6 +67,8 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   let boundPort = port;
 
+  app.use(dashboardCors(() => boundPort));
+  app.use('/dashboard', dashboardRouter({ token, port: () => boundPort }));
   app.use((req, res, next) => {
     const verdict = checkRequest(req, token, boundPort, { allowQueryToken: false });
     if (verdict.status !== 200) {
