@@ -7,7 +7,7 @@
 import '../shared/theme.css';
 import './metrics.css';
 import '../shared/elements';
-import type { BuildStats, DoraBand, DoraReport, DurationTrends, EnvironmentStatus, SequencedEvent, TimelinePage } from '../../agent/protocol';
+import type { BuildStats, DoraBand, DoraReport, DurationTrends, EnvironmentStatus, LoadTrend, SequencedEvent } from '../../agent/protocol';
 import { debounce, h, replace } from '../shared/dom';
 import { startPage } from '../shared/page';
 import { count } from '../shared/status';
@@ -185,20 +185,18 @@ function renderDurations(trends: DurationTrends): void {
   for (const c of charts) durationChart(c.el, c.s);
 }
 
-/** Load results come from load.reported events: the newest ones in the window, per stage. */
+/** Load results per stage (GET /api/metrics/load: each load stage attempt's figures), in the window. */
 async function renderLoads(gen: number, days: number): Promise<void> {
-  const page = await transport.json<TimelinePage>('/api/timeline?kinds=load.reported&limit=50');
+  const trend = await transport.json<LoadTrend>('/api/metrics/load?limit=500');
   const since = Date.now() - days * 86_400_000;
-  const items = page.items.filter((i) => Date.parse(i.time) >= since);
-  const events = await inBatches(items, 6, async (i) => (await transport.json<SequencedEvent[]>(`/api/events?since=${i.seq - 1}&limit=1`))[0]);
   if (gen !== generation) return;
   destroyCharts(loads);
   const byStage = new Map<string, { time: string; p95: number; throughput: number; runId: number }[]>();
-  for (const e of events) {
-    if (e?.type !== 'load.reported') continue;
-    const list = byStage.get(e.stage) ?? [];
-    list.push({ time: e.time, p95: e.result.latencyMs.p95, throughput: e.result.throughput, runId: e.runId });
-    byStage.set(e.stage, list);
+  for (const p of trend.points) {
+    if (Date.parse(p.time) < since) continue;
+    const list = byStage.get(p.stage) ?? [];
+    list.push({ time: p.time, p95: p.p95, throughput: p.throughput, runId: p.runId });
+    byStage.set(p.stage, list);
   }
   if (byStage.size === 0) {
     replace(loads);
@@ -211,10 +209,4 @@ async function renderLoads(gen: number, days: number): Promise<void> {
   });
   replace(loads, h('h2', null, 'Load tests · p95 latency and throughput per run'), h('div', { class: 'duration-grid' }, boxes.map((b) => b.box)));
   for (const b of boxes) loadChart(b.el, b.points);
-}
-
-async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
-  return out;
 }
