@@ -12,7 +12,7 @@ import { Reconciler } from './gitops/reconciler';
 import { findRepo, git, GitError, type RepoInfo } from './engine/git';
 import { resolveSecrets } from './engine/secrets';
 import { Runtimes } from './runtimes/runtimes';
-import type { AgentDiscovery, ConfigState, Diagnostic, GitOpsConfig, Health, WatchState } from './protocol';
+import type { AgentDiscovery, AlertsConfig, ConfigState, Diagnostic, GitOpsConfig, Health, WatchState } from './protocol';
 import { DISCOVERY_FILE, PROTOCOL_VERSION } from './protocol';
 import { startServer, type ServerHandle } from './server/server';
 import { Store } from './store/store';
@@ -72,6 +72,7 @@ export class Agent {
   private develop: DevelopLoop | undefined;
   private developKey = '';
   private gitopsKey = '';
+  private alertRules: AlertsConfig | null = null;
   private watchEnabled: boolean;
 
   private constructor(
@@ -119,7 +120,8 @@ export class Agent {
     this.metrics = new Metrics(store, { repo: repo?.root ?? null });
     this.alerts = new Alerts({
       store,
-      config: () => (this.configState.valid ? this.configState.config.alerts : null),
+      // The last valid rules: a commit that breaks conveyor.yml is exactly what pipelineFailed is for.
+      config: () => (this.configState.valid ? (this.alertRules = this.configState.config.alerts) : this.alertRules),
       branches: () => (this.configState.valid ? this.configState.config.pipeline.branches : []),
       slowdown: (subject, newest, pct) => {
         const r = this.metrics.slowdown(subject, newest, pct);

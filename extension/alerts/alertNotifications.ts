@@ -22,7 +22,7 @@ const MAX_TOLD = 1000;
 /**
  * Tells the user of each new alert once, with actions: open the run it is about, snooze it for
  * an hour, or resolve it. Repeats of an open or snoozed alert only count on it in the agent, so
- * they are not told again. Drift alerts are told by the drift notification (with Show Drift).
+ * they are not told again. Drift and rollback alerts are told by the drift and deploy notifications.
  */
 export class AlertNotifications implements vscode.Disposable {
   readonly notices: AlertNotice[] = [];
@@ -43,7 +43,7 @@ export class AlertNotifications implements vscode.Disposable {
 
   /** Shows a new alert. True when this call showed it. */
   alertChanged(session: FolderSession, a: Alert): boolean {
-    if (a.status !== 'open' || a.count !== 1 || a.rule === 'drift') return false;
+    if (a.status !== 'open' || a.count !== 1 || a.rule === 'drift' || a.rule === 'rollback') return false;
     const key = `${session.folder.uri.toString()}#${a.id}`;
     if (this.told.has(key)) return false;
     this.told.add(key);

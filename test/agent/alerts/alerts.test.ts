@@ -199,6 +199,26 @@ describe('alerts: the webhook', function () {
 describe('alerts: through the agent and the CLI', function () {
   this.timeout(120_000);
 
+  it('a commit that breaks conveyor.yml on main alerts, with the rules of the last valid config', async () => {
+    const config = pipelineYaml('- name: test\n  run: "true"', 'alerts:\n  flaky: false\n');
+    const repo = new TempRepo({ 'conveyor.yml': config });
+    const agent = await startAgent(repo, { commitTrigger: true, pollMs: 200 });
+    try {
+      await agent.lookForCommits(); // main's tip is known: the next commit is new
+      repo.write({ 'conveyor.yml': config.replace('maxParallel: 4', 'maxParallel: many') });
+      repo.commit('Break the pipeline');
+      const alert = await until(() => agent.alerts.list().find((a) => a.rule === 'pipelineFailed'), 'the alert');
+      assert.match(alert.title, /^the pipeline failed on main: run #\d+$/);
+      assert.ok(alert.detail.some((d) => /maxParallel/.test(d)), alert.detail.join('\n'));
+      repo.write({ 'conveyor.yml': config });
+      repo.commit('Mend the pipeline');
+      await until(() => agent.alerts.get(alert.id)?.status === 'resolved', 'resolved by the green run');
+    } finally {
+      await agent.stop();
+      repo.dispose();
+    }
+  });
+
   it('a failing pipeline on main alerts once, posts the webhook, and can be snoozed and resolved from the CLI', async () => {
     const posted: unknown[] = [];
     const hook = http.createServer((req, res) => {

@@ -411,6 +411,27 @@ describe(GITOPS_SUITE, function () {
     assert.equal(await served(), 'hello on its own');
   });
 
+  it('a failed pipeline on main is an alert: one error notification with Open Run, Snooze and Resolve; the next green run resolves it', async function () {
+    const before = shown.length;
+    // A commit without the service: its package stage fails.
+    git('rm', '-q', 'server.js');
+    git('commit', '-q', '-m', 'Lose the service');
+    const failed = await session.http!.startRun({ trigger: 'manual' });
+    const notice = await until(() => api.alertNotifications.notices.find((n) => n.message.includes(`the pipeline failed on main: run #${failed.id}`)), 'the alert notification', DEPLOY_WAIT);
+    assert.deepEqual(notice.actions, ['Open Run', 'Snooze 1 Hour', 'Resolve']);
+    const told = shown.slice(before).filter((s) => s.message === notice.message);
+    assert.equal(told.length, 1, JSON.stringify(shown.slice(before)));
+    assert.equal(told[0].severity, 'error');
+    git('revert', '--no-edit', 'HEAD');
+    const green = await session.http!.startRun({ trigger: 'manual' });
+    await finishedRun(session, green.id, DEPLOY_WAIT);
+    await until(async () => {
+      const alerts = await session.http!.request<{ id: number; status: string }[]>('GET', '/alerts?all=1');
+      return alerts.find((a) => a.id === notice.alertId)?.status === 'resolved';
+    }, 'the alert resolved by the green run', DEPLOY_WAIT);
+    assert.equal(api.alertNotifications.notices.filter((n) => n.alertId === notice.alertId).length, 1, 'told once');
+  });
+
   it('removes the deployed instance: stops the agent and the process group it recorded', async function () {
     const pid = livePid();
     await session.stopAgent();
