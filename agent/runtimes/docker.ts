@@ -1,28 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import type { DeployStrategy, HealthCheck, HealthStatus, LiveInstance, LiveState, Release } from '../protocol';
-import { reportUnexpected, toDisposable, type IDisposable } from '../util/lifecycle';
+import { DisposableSet } from '../util/disposable-set';
+import { InFlight } from '../util/in-flight';
+import { reportUnexpected, type IDisposable } from '../util/lifecycle';
+import { sleep } from '../util/timers';
+import { destroyStream, envOf, environmentFilter, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog } from './docker-common';
+import { watchDockerEvents } from './docker-events';
 import { probeOnce, waitHealthy, type ProbeResult } from './health';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime, RuntimeServices } from './runtime';
-
-/** Labels every container of the docker runtime carries; observe, watch and remove select by them. */
-export const LABEL = {
-  managed: 'conveyor.managed',
-  environment: 'conveyor.environment',
-  release: 'conveyor.release',
-  digest: 'conveyor.digest',
-  repository: 'conveyor.repository',
-  /** Which agent owns the container: two workspaces may both have a "staging". */
-  scope: 'conveyor.scope',
-  /** The environment's health check (JSON), so that health() works after an agent restart. */
-  health: 'conveyor.health',
-  /** The names of the variables the release set (the image's own ENV is not the release's). */
-  envKeys: 'conveyor.env-keys',
-  containerPort: 'conveyor.container-port',
-  publicPort: 'conveyor.public-port',
-  run: 'conveyor.run',
-  commit: 'conveyor.commit',
-} as const;
 
 /** Per-environment knobs, from the environment's `settings` in conveyor.yml. */
 export interface DockerRuntimeSettings {
@@ -96,8 +82,8 @@ export class PortInUseError extends Error {
  */
 export class DockerRuntime implements Runtime {
   readonly name = 'docker' as const;
-  private readonly applying = new Map<string, number>();
-  private readonly watchers = new Set<IDisposable>();
+  private readonly applying = new InFlight();
+  private readonly watchers = new DisposableSet();
   private readonly defaultScope: string;
 
   constructor(
@@ -105,7 +91,7 @@ export class DockerRuntime implements Runtime {
     private readonly services: RuntimeServices,
     private readonly settings: DockerRuntimeSettings | ((environment: string) => DockerRuntimeSettings) = {},
   ) {
-    this.defaultScope = createHash('sha256').update(services.stateDir).digest('hex').slice(0, 12);
+    this.defaultScope = scopeOf(services.stateDir);
   }
 
   // -- apply ---------------------------------------------------------------------------------
@@ -116,7 +102,7 @@ export class DockerRuntime implements Runtime {
     if (release.artifact.kind !== 'image') {
       return fail(`the docker runtime deploys images; ${env}@${release.number} is a files artifact (${release.artifact.name})`, '', false);
     }
-    this.applying.set(env, (this.applying.get(env) ?? 0) + 1);
+    const endApply = this.applying.begin(env);
     try {
       const ref = `${release.artifact.repository}@${release.artifact.digest}`;
       let previous: Instance[] = [];
@@ -132,9 +118,7 @@ export class DockerRuntime implements Runtime {
       // A fault between the steps (the daemon went away): say what happened, never throw.
       return fail(this.describe(e), '', false);
     } finally {
-      const n = (this.applying.get(env) ?? 1) - 1;
-      if (n > 0) this.applying.set(env, n);
-      else this.applying.delete(env);
+      endApply();
     }
   }
 
@@ -230,26 +214,12 @@ export class DockerRuntime implements Runtime {
   }
 
   private async createContainer(desired: DesiredState, ref: string, hostPort: number): Promise<Docker.Container> {
-    const { release, healthCheck, publicPort, secrets } = desired;
+    const { release, secrets } = desired;
     const settings = this.settingsFor(release.environment);
     const portKey = `${release.containerPort}/tcp`;
     const vars: Record<string, string> = { ...release.env, ...secrets, PORT: String(release.containerPort) };
     const envKeys = Object.keys({ ...release.env, PORT: '' }).filter((k) => !(k in secrets));
-    const labels: Record<string, string> = {
-      ...settings.labels,
-      [LABEL.managed]: 'true',
-      [LABEL.scope]: settings.scope,
-      [LABEL.environment]: release.environment,
-      [LABEL.release]: String(release.number),
-      [LABEL.digest]: (release.artifact as { digest: string }).digest,
-      [LABEL.repository]: (release.artifact as { repository: string }).repository,
-      [LABEL.health]: JSON.stringify(healthCheck),
-      [LABEL.envKeys]: envKeys.join(','),
-      [LABEL.containerPort]: String(release.containerPort),
-      [LABEL.publicPort]: String(publicPort),
-    };
-    if (release.runId !== null) labels[LABEL.run] = String(release.runId);
-    if (release.commit) labels[LABEL.commit] = release.commit;
+    const labels = { ...releaseLabels(desired, settings), [LABEL.envKeys]: envKeys.join(',') };
     return this.docker.createContainer({
       name: containerName(release),
       Image: ref,
@@ -286,7 +256,7 @@ export class DockerRuntime implements Runtime {
     const bad = results.findIndex((r) => !r.ok);
     if (bad < 0) return { ok: true };
     const r = results[bad] as { ok: false; reason: string };
-    const log = await this.tailLog(fresh[bad].container.id, logLines);
+    const log = await tailLog(fresh[bad].container, logLines);
     const reason = r.reason === 'cancelled' ? 'cancelled' : `release ${release.number} (${fresh[bad].address}) is not healthy: ${r.reason}`;
     return { ok: false, reason, log };
   }
@@ -360,79 +330,16 @@ export class DockerRuntime implements Runtime {
    */
   watch(environment: string, onChange: () => void): IDisposable {
     const settings = this.settingsFor(environment);
-    let disposed = false;
-    let stream: NodeJS.ReadableStream | undefined;
-    let debounce: NodeJS.Timeout | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    let backoff = 250;
-    const fire = () => {
-      if (disposed) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => {
-        if (!disposed) {
-          try {
-            onChange();
-          } catch (e) {
-            reportUnexpected(e);
-          }
-        }
-      }, settings.debounceMs);
-    };
-    // Events since this moment: the daemon replays what happened before the stream opened, and
-    // after a break, what happened since the break.
-    let since = nowSeconds();
-    const reconnect = () => {
-      if (disposed || retry) return;
-      retry = setTimeout(() => {
-        retry = undefined;
-        void connect(true);
-      }, backoff);
-      backoff = Math.min(backoff * 2, 5000);
-    };
-    const connect = async (again: boolean) => {
-      let s: NodeJS.ReadableStream;
-      try {
-        s = await this.docker.getEvents({
-          since: since as unknown as number,
-          filters: {
-            type: ['container'],
-            label: [`${LABEL.managed}=true`, `${LABEL.scope}=${settings.scope}`, `${LABEL.environment}=${environment}`],
-          } as Docker.GetEventsOptions['filters'],
-        });
-      } catch {
-        reconnect();
-        return;
-      }
-      if (disposed) {
-        destroyStream(s);
-        return;
-      }
-      stream = s;
-      backoff = 250;
-      if (again) fire();
-      const broken = () => {
-        if (stream !== s) return;
-        stream = undefined;
-        since = nowSeconds();
-        reconnect();
-      };
-      s.on('data', (chunk: Buffer) => {
-        if (!/"Action":"(exec_|top)/.test(chunk.toString())) fire();
-      });
-      s.on('error', broken);
-      s.on('end', broken);
-      s.on('close', broken);
-    };
-    void connect(false);
-    const d = toDisposable(() => {
-      disposed = true;
-      clearTimeout(debounce);
-      clearTimeout(retry);
-      if (stream) destroyStream(stream);
-      this.watchers.delete(d);
-    });
-    this.watchers.add(d);
-    return d;
+    const events = watchDockerEvents(
+      this.docker,
+      {
+        filters: { type: ['container'], label: environmentFilter(settings.scope, environment) },
+        concerns: (e) => !/^(exec_|top)/.test(e.Action ?? ''),
+        debounceMs: settings.debounceMs,
+      },
+      onChange,
+    );
+    return this.watchers.add(events);
   }
 
   async remove(environment: string): Promise<void> {
@@ -446,7 +353,7 @@ export class DockerRuntime implements Runtime {
   }
 
   dispose(): void {
-    for (const w of [...this.watchers]) w.dispose();
+    this.watchers.dispose();
   }
 
   // -- reading the daemon --------------------------------------------------------------------
@@ -457,7 +364,7 @@ export class DockerRuntime implements Runtime {
     try {
       const list = await this.docker.listContainers({
         all: true,
-        filters: { label: [`${LABEL.managed}=true`, `${LABEL.scope}=${settings.scope}`, `${LABEL.environment}=${environment}`] },
+        filters: { label: environmentFilter(settings.scope, environment) },
       });
       const inspected = await Promise.all(list.map((c) => this.docker.getContainer(c.Id).inspect().catch(ignoreStatus(404))));
       return inspected
@@ -482,15 +389,6 @@ export class DockerRuntime implements Runtime {
     });
   }
 
-  private async tailLog(id: string, lines: number): Promise<string> {
-    try {
-      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
-      return demuxLog(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
-    } catch {
-      return '';
-    }
-  }
-
   private async stopQuietly(id: string, env: string): Promise<void> {
     try {
       await this.docker.getContainer(id).stop({ t: this.settingsFor(env).stopTimeoutSec });
@@ -511,8 +409,7 @@ export class DockerRuntime implements Runtime {
   }
 
   private settingsFor(environment: string): Required<Omit<DockerRuntimeSettings, 'memoryMb' | 'cpus'>> & DockerRuntimeSettings {
-    const s = typeof this.settings === 'function' ? this.settings(environment) : this.settings;
-    return { ...DEFAULTS, labels: {}, scope: this.defaultScope, ...stripUndefined(s) };
+    return resolveSettings(this.settings, environment, { ...DEFAULTS, labels: {}, scope: this.defaultScope });
   }
 
   private describe(e: unknown): string {
@@ -632,20 +529,6 @@ export function readJsonLines(stream: NodeJS.ReadableStream, onMessage: (msg: Do
   });
 }
 
-/** Splits the daemon's multiplexed log format (8-byte frame headers) into text. */
-export function demuxLog(buf: Buffer): string {
-  const parts: Buffer[] = [];
-  let i = 0;
-  while (i + 8 <= buf.length && buf[i] <= 2 && buf[i + 1] === 0 && buf[i + 2] === 0 && buf[i + 3] === 0) {
-    const size = buf.readUInt32BE(i + 4);
-    parts.push(buf.subarray(i + 8, i + 8 + size));
-    i += 8 + size;
-  }
-  if (i === 0) return buf.toString('utf8');
-  if (i < buf.length) parts.push(buf.subarray(i));
-  return Buffer.concat(parts).toString('utf8');
-}
-
 // -- internals -----------------------------------------------------------------------------------
 
 const DEFAULT_CHECK: HealthCheck = { kind: 'http', path: '/', timeoutMs: 30_000, intervalMs: 500 };
@@ -675,18 +558,8 @@ function toInstance(info: Docker.ContainerInspectInfo): Instance {
   const running = info.State.Running && !info.State.Restarting;
   const address = running && binding?.HostPort ? `${binding.HostIp || '127.0.0.1'}:${binding.HostPort}` : null;
   const keys = new Set((labels[LABEL.envKeys] ?? '').split(',').filter(Boolean));
-  const env: Record<string, string> = {};
-  for (const kv of info.Config.Env ?? []) {
-    const eq = kv.indexOf('=');
-    const k = eq < 0 ? kv : kv.slice(0, eq);
-    if (keys.has(k)) env[k] = eq < 0 ? '' : kv.slice(eq + 1);
-  }
-  let healthCheck: HealthCheck | null = null;
-  try {
-    healthCheck = labels[LABEL.health] ? (JSON.parse(labels[LABEL.health]) as HealthCheck) : null;
-  } catch {
-    healthCheck = null;
-  }
+  const env = envOf(info.Config.Env, (k) => keys.has(k));
+  const healthCheck = healthCheckOf(labels);
   const status = info.State.Status;
   const state: LiveInstance['state'] =
     status === 'running' ? 'running' : status === 'created' || status === 'restarting' ? 'starting' : status === 'exited' || status === 'dead' ? 'exited' : 'unknown';
@@ -703,8 +576,7 @@ function toInstance(info: Docker.ContainerInspectInfo): Instance {
       id: info.Id,
       environment: labels[LABEL.environment],
       release,
-      // What the container really runs (a container made by hand may carry copied labels).
-      artifactDigest: /@(sha256:[0-9a-f]{64})$/.exec(info.Config.Image ?? '')?.[1] ?? (info.Config.Image || labels[LABEL.digest] || ''),
+      artifactDigest: runningDigest(info.Config.Image ?? '', labels),
       address,
       state,
       env,
@@ -741,26 +613,4 @@ function ignoreStatus(...codes: number[]): (e: unknown) => undefined {
     if (codes.includes((e as { statusCode?: number }).statusCode ?? -1)) return undefined;
     throw e;
   };
-}
-
-function destroyStream(s: NodeJS.ReadableStream): void {
-  const d = s as NodeJS.ReadableStream & { destroy?: () => void };
-  try {
-    d.destroy?.();
-  } catch {
-    // closed already
-  }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** The daemon's `since`: seconds with a fraction. */
-function nowSeconds(): string {
-  return (Date.now() / 1000).toFixed(3);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -17,7 +17,10 @@ import type {
   V1PodSpec,
 } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { DeployStrategy, HealthCheck, HealthStatus, LiveInstance, LiveState, Release } from '../protocol';
-import { reportUnexpected, toDisposable, type IDisposable } from '../util/lifecycle';
+import { DisposableSet } from '../util/disposable-set';
+import { InFlight } from '../util/in-flight';
+import { toDisposable, type IDisposable } from '../util/lifecycle';
+import { Backoff, Debouncer, sleep } from '../util/timers';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime } from './runtime';
 
 type K8s = typeof import('@kubernetes/client-node', { with: { 'resolution-mode': 'import' } });
@@ -437,14 +440,22 @@ export interface ManifestInput {
   labels?: Record<string, string>;
 }
 
-/** The name of the rendered objects: the environment's name as a DNS label. */
-export function objectName(environment: string): string {
-  const slug = environment
+/**
+ * `name` as a DNS label: lower case, each run of other characters a '-', no '-' at either end, at
+ * most `max` characters; '' when nothing is left.
+ */
+export function dnsLabel(name: string, max: number): string {
+  return name
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')
     .replace(/^-+|-+$/g, '')
-    .slice(0, 40)
+    .slice(0, max)
     .replace(/-+$/, '');
+}
+
+/** The name of the rendered objects: the environment's name as a DNS label. */
+export function objectName(environment: string): string {
+  const slug = dnsLabel(environment, 40);
   if (slug === environment) return slug;
   // Two names that slug alike ("Web", "web") still get two sets of objects.
   return `${slug || 'env'}-${createHash('sha256').update(environment).digest('hex').slice(0, 6)}`;
@@ -692,8 +703,8 @@ function readinessProbe(check: HealthCheck, port: number): V1Container['readines
  */
 export class KubernetesRuntime implements Runtime {
   readonly name = 'kubernetes' as const;
-  private readonly applying = new Map<string, number>();
-  private readonly watchers = new Set<IDisposable>();
+  private readonly applying = new InFlight();
+  private readonly watchers = new DisposableSet();
   private readonly clients = new Map<string, { stamp: string; client: Promise<KubeClient> }>();
 
   constructor(private readonly settings: KubernetesRuntimeSettings | ((environment: string) => KubernetesRuntimeSettings) = {}) {}
@@ -711,7 +722,7 @@ export class KubernetesRuntime implements Runtime {
     if (release.artifact.kind !== 'image') {
       return fail(`the kubernetes runtime deploys images; ${env}@${release.number} is a files artifact (${release.artifact.name}): build an image (a stage of kind image) and deploy that`, '', false);
     }
-    this.applying.set(env, (this.applying.get(env) ?? 0) + 1);
+    const endApply = this.applying.begin(env);
     let c: KubeClient | undefined;
     try {
       const settings = this.settingsFor(env);
@@ -757,9 +768,7 @@ export class KubernetesRuntime implements Runtime {
     } catch (e) {
       return fail(describeKubernetesError(e, c?.origin), '', false);
     } finally {
-      const n = (this.applying.get(env) ?? 1) - 1;
-      if (n > 0) this.applying.set(env, n);
-      else this.applying.delete(env);
+      endApply();
     }
   }
 
@@ -889,36 +898,14 @@ export class KubernetesRuntime implements Runtime {
    */
   watch(environment: string, onChange: () => void): IDisposable {
     let disposed = false;
-    let debounce: NodeJS.Timeout | undefined;
-    let debounceMs = DEFAULT_DEBOUNCE_MS;
-    const fire = () => {
-      if (disposed) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => {
-        if (disposed) return;
-        try {
-          onChange();
-        } catch (e) {
-          reportUnexpected(e);
-        }
-      }, debounceMs);
-    };
+    const debounce = new Debouncer(onChange, DEFAULT_DEBOUNCE_MS);
     const stops: (() => void)[] = [];
     const follow = (resource: 'pods' | 'deployments') => {
       let controller: AbortController | undefined;
-      let retry: NodeJS.Timeout | undefined;
-      let backoff = 250;
-      const again = () => {
-        if (disposed || retry) return;
-        retry = setTimeout(() => {
-          retry = undefined;
-          void connect(true);
-        }, backoff);
-        backoff = Math.min(backoff * 2, 5000);
-      };
+      const retry = new Backoff(() => void connect(true));
       const connect = async (reconnecting: boolean) => {
         try {
-          debounceMs = this.settingsFor(environment).debounceMs ?? DEFAULT_DEBOUNCE_MS;
+          debounce.delayMs = this.settingsFor(environment).debounceMs ?? DEFAULT_DEBOUNCE_MS;
           const c = await this.client(environment);
           const labelSelector = selectorOf(environment);
           const list =
@@ -934,13 +921,13 @@ export class KubernetesRuntime implements Runtime {
             base,
             { labelSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
             (phase) => {
-              if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') fire();
+              if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') debounce.trigger();
             },
             () => {
               if (ended) return;
               ended = true;
               if (ctl && controller === ctl) controller = undefined;
-              again();
+              retry.schedule();
             },
           );
           if (disposed) {
@@ -948,28 +935,27 @@ export class KubernetesRuntime implements Runtime {
             return;
           }
           controller = ctl;
-          backoff = 250;
-          if (reconnecting) fire();
+          retry.reset();
+          if (reconnecting) debounce.trigger();
         } catch {
-          again();
+          retry.schedule();
         }
       };
       void connect(false);
       stops.push(() => {
-        clearTimeout(retry);
+        retry.dispose();
         controller?.abort();
       });
     };
     follow('deployments');
     follow('pods');
-    const d = toDisposable(() => {
-      disposed = true;
-      clearTimeout(debounce);
-      for (const stop of stops) stop();
-      this.watchers.delete(d);
-    });
-    this.watchers.add(d);
-    return d;
+    return this.watchers.add(
+      toDisposable(() => {
+        disposed = true;
+        debounce.dispose();
+        for (const stop of stops) stop();
+      }),
+    );
   }
 
   /** Deletes every object of the environment with Conveyor's labels; the cluster's garbage collector removes their pods. */
@@ -996,7 +982,7 @@ export class KubernetesRuntime implements Runtime {
   }
 
   dispose(): void {
-    for (const w of [...this.watchers]) w.dispose();
+    this.watchers.dispose();
   }
 
   private settingsFor(environment: string): KubernetesRuntimeSettings {
@@ -1328,16 +1314,4 @@ function isObject(v: unknown): v is Record<string, any> {
 
 function fail(reason: string, log: string, restored: boolean): ApplyResult {
   return { ok: false, reason, log, restored };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,8 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import type { DeployStrategy, HealthCheck, HealthStatus, LiveInstance, LiveState } from '../protocol';
-import { reportUnexpected, toDisposable, type IDisposable } from '../util/lifecycle';
-import { demuxLog, describeDockerError, dockerMessage, isDaemonUnreachable, daemonUnreachableMessage, LABEL, type DockerRuntimeSettings } from './docker';
+import { DisposableSet } from '../util/disposable-set';
+import { InFlight } from '../util/in-flight';
+import { reportUnexpected, type IDisposable } from '../util/lifecycle';
+import { sleep } from '../util/timers';
+import { describeDockerError, dockerMessage, isDaemonUnreachable, daemonUnreachableMessage, type DockerRuntimeSettings } from './docker';
+import { envOf, environmentFilter, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog, type LogSource } from './docker-common';
+import { watchDockerEvents, type DockerEvent } from './docker-events';
 import { probeOnce, waitHealthy } from './health';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime, RuntimeServices } from './runtime';
 
@@ -59,8 +64,8 @@ export class SwarmUnavailableError extends Error {
  */
 export class SwarmRuntime implements Runtime {
   readonly name = 'swarm' as const;
-  private readonly applying = new Map<string, number>();
-  private readonly watchers = new Set<IDisposable>();
+  private readonly applying = new InFlight();
+  private readonly watchers = new DisposableSet();
   /** Where each environment's public port points now (by this runtime). */
   private readonly routed = new Map<string, string>();
   private readonly defaultScope: string;
@@ -70,7 +75,7 @@ export class SwarmRuntime implements Runtime {
     private readonly services: RuntimeServices,
     private readonly settings: SwarmRuntimeSettings | ((environment: string) => SwarmRuntimeSettings) = {},
   ) {
-    this.defaultScope = createHash('sha256').update(services.stateDir).digest('hex').slice(0, 12);
+    this.defaultScope = scopeOf(services.stateDir);
   }
 
   // -- apply ---------------------------------------------------------------------------------
@@ -81,7 +86,7 @@ export class SwarmRuntime implements Runtime {
     if (release.artifact.kind !== 'image') {
       return fail(`the swarm runtime deploys images; ${env}@${release.number} is a files artifact (${release.artifact.name})`, '', false);
     }
-    this.applying.set(env, (this.applying.get(env) ?? 0) + 1);
+    const endApply = this.applying.begin(env);
     try {
       let existing: ServiceInfo | undefined;
       try {
@@ -123,9 +128,7 @@ export class SwarmRuntime implements Runtime {
       // A fault between the steps (the daemon went away): say what happened, never throw.
       return fail(this.describe(e), '', false);
     } finally {
-      const n = (this.applying.get(env) ?? 1) - 1;
-      if (n > 0) this.applying.set(env, n);
-      else this.applying.delete(env);
+      endApply();
     }
   }
 
@@ -241,7 +244,7 @@ export class SwarmRuntime implements Runtime {
           if (!serving.length) return false;
           const address = addressOf(serving[0])!;
           // The check of the release that serves again, not of the one that failed.
-          if (!(await waitHealthy(address, healthOf(service.Spec.Labels) ?? DEFAULT_CHECK)).ok) return false;
+          if (!(await waitHealthy(address, healthCheckOf(service.Spec.Labels) ?? DEFAULT_CHECK)).ok) return false;
           if (this.routed.get(env) !== address) {
             ctx.progress(`switching 127.0.0.1:${desired.publicPort} back to ${address}`);
             await this.routeTo(env, desired.publicPort, address);
@@ -257,27 +260,12 @@ export class SwarmRuntime implements Runtime {
   }
 
   private specFor(desired: DesiredState, strategy: DeployStrategy, nonce: string): SwarmServiceSpec {
-    const { release, healthCheck, publicPort, secrets } = desired;
+    const { release, healthCheck, secrets } = desired;
     const artifact = release.artifact as { repository: string; digest: string };
     const env = release.environment;
     const settings = this.settingsFor(env);
     const vars: Record<string, string> = { ...release.env, ...secrets, PORT: String(release.containerPort) };
-    const labels: Record<string, string> = {
-      ...settings.labels,
-      [SWARM_LABEL.managed]: 'true',
-      [SWARM_LABEL.scope]: settings.scope,
-      [SWARM_LABEL.environment]: env,
-      [SWARM_LABEL.release]: String(release.number),
-      [SWARM_LABEL.digest]: artifact.digest,
-      [SWARM_LABEL.repository]: artifact.repository,
-      [SWARM_LABEL.health]: JSON.stringify(healthCheck),
-      [SWARM_LABEL.containerPort]: String(release.containerPort),
-      [SWARM_LABEL.publicPort]: String(publicPort),
-      [SWARM_LABEL.secretKeys]: Object.keys(secrets).join(','),
-      [SWARM_LABEL.deploy]: nonce,
-    };
-    if (release.runId !== null) labels[SWARM_LABEL.run] = String(release.runId);
-    if (release.commit) labels[SWARM_LABEL.commit] = release.commit;
+    const labels = { ...releaseLabels(desired, settings), [SWARM_LABEL.secretKeys]: Object.keys(secrets).join(','), [SWARM_LABEL.deploy]: nonce };
     const order = strategy === 'blue-green' ? 'start-first' : 'stop-first';
     const monitor = ms(settings.monitorMs);
     return {
@@ -338,7 +326,7 @@ export class SwarmRuntime implements Runtime {
       const crashed = [...slotsOf(current)].some((slot) => !running.some((t) => t.Slot === slot) && isFailedTask(newest(tasks.filter((t) => t.Slot === slot && !isCurrent(t)))));
       return crashed ? 'Degraded' : 'Progressing';
     }
-    const check = healthOf(service.Spec.Labels) ?? DEFAULT_CHECK;
+    const check = healthCheckOf(service.Spec.Labels) ?? DEFAULT_CHECK;
     const results = await Promise.all(running.map((t) => probeOnce(addressOf(t)!, check)));
     if (results.every((r) => r.ok)) return 'Healthy';
     const young = running.some((t) => Date.now() - (Date.parse(t.Status.Timestamp ?? '') || 0) < check.timeoutMs);
@@ -351,88 +339,14 @@ export class SwarmRuntime implements Runtime {
    * and calls onChange once connected again, since events may have been missed.
    */
   watch(environment: string, onChange: () => void): IDisposable {
-    const settings = this.settingsFor(environment);
     const name = this.serviceName(environment);
-    let disposed = false;
-    let stream: NodeJS.ReadableStream | undefined;
-    let debounce: NodeJS.Timeout | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    let backoff = 250;
-    const fire = () => {
-      if (disposed) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => {
-        if (disposed) return;
-        try {
-          onChange();
-        } catch (e) {
-          reportUnexpected(e);
-        }
-      }, settings.debounceMs);
-    };
     // Service events carry only the service's name; container events carry the task's labels.
-    const concerns = (line: string): boolean => {
-      let event: { Type?: string; Action?: string; Actor?: { Attributes?: Record<string, string> } };
-      try {
-        event = JSON.parse(line);
-      } catch {
-        return false;
-      }
+    const concerns = (event: DockerEvent): boolean => {
       const a = event.Actor?.Attributes ?? {};
       if (event.Type === 'service') return a.name === name;
       return event.Type === 'container' && a['com.docker.swarm.service.name'] === name && !/^(exec_|top)/.test(event.Action ?? '');
     };
-    let since = nowSeconds();
-    let partial = '';
-    const reconnect = () => {
-      if (disposed || retry) return;
-      retry = setTimeout(() => {
-        retry = undefined;
-        void connect(true);
-      }, backoff);
-      backoff = Math.min(backoff * 2, 5000);
-    };
-    const connect = async (again: boolean) => {
-      let s: NodeJS.ReadableStream;
-      try {
-        s = await this.docker.getEvents({ since: since as unknown as number, filters: { type: ['service', 'container'] } as Docker.GetEventsOptions['filters'] });
-      } catch {
-        reconnect();
-        return;
-      }
-      if (disposed) {
-        destroyStream(s);
-        return;
-      }
-      stream = s;
-      partial = '';
-      backoff = 250;
-      if (again) fire();
-      const broken = () => {
-        if (stream !== s) return;
-        stream = undefined;
-        since = nowSeconds();
-        reconnect();
-      };
-      s.on('data', (chunk: Buffer) => {
-        const lines = (partial + chunk.toString()).split('\n');
-        partial = lines.pop() ?? '';
-        if (lines.some(concerns)) fire();
-      });
-      s.on('error', broken);
-      s.on('end', broken);
-      s.on('close', broken);
-    };
-    void connect(false);
-    const d = toDisposable(() => {
-      disposed = true;
-      clearTimeout(debounce);
-      clearTimeout(retry);
-      if (stream) destroyStream(stream);
-      this.watchers.delete(d);
-    });
-    this.watchers.add(d);
-    return d;
+    return this.watchers.add(watchDockerEvents(this.docker, { filters: { type: ['service', 'container'] }, concerns, debounceMs: this.settingsFor(environment).debounceMs }, onChange));
   }
 
   /** Removes the service and its tasks' containers. */
@@ -449,7 +363,7 @@ export class SwarmRuntime implements Runtime {
   }
 
   dispose(): void {
-    for (const w of [...this.watchers]) w.dispose();
+    this.watchers.dispose();
   }
 
   // -- reading the daemon --------------------------------------------------------------------
@@ -503,7 +417,7 @@ export class SwarmRuntime implements Runtime {
     const settings = this.settingsFor(environment);
     try {
       const list = (await this.docker.listServices({
-        filters: { label: [`${SWARM_LABEL.managed}=true`, `${SWARM_LABEL.scope}=${settings.scope}`, `${SWARM_LABEL.environment}=${environment}`] },
+        filters: { label: environmentFilter(settings.scope, environment) },
       })) as unknown as ServiceInfo[];
       const name = this.serviceName(environment);
       return list.find((s) => s.Spec.Name === name) ?? list[0];
@@ -550,15 +464,9 @@ export class SwarmRuntime implements Runtime {
     return { reason, log: await this.taskLog(task.ID, lines) };
   }
 
-  private async taskLog(taskId: string, lines: number): Promise<string> {
-    try {
-      // dockerode has Task.logs (GET /tasks/{id}/logs); its typings lack it.
-      const task = this.docker.getTask(taskId) as Docker.Task & { logs(o: object): Promise<Buffer> };
-      const buf = await task.logs({ stdout: true, stderr: true, tail: lines, follow: false });
-      return demuxLog(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
-    } catch {
-      return '';
-    }
+  private taskLog(taskId: string, lines: number): Promise<string> {
+    // dockerode has Task.logs (GET /tasks/{id}/logs); its typings lack it.
+    return tailLog(this.docker.getTask(taskId) as Docker.Task & LogSource, lines);
   }
 
   /** Removes a service, then waits (up to 10 s) for swarm to remove its tasks' containers, and removes what is left. */
@@ -583,8 +491,7 @@ export class SwarmRuntime implements Runtime {
   }
 
   private settingsFor(environment: string): Required<Omit<SwarmRuntimeSettings, 'memoryMb' | 'cpus'>> & SwarmRuntimeSettings {
-    const s = typeof this.settings === 'function' ? this.settings(environment) : this.settings;
-    return { ...DEFAULTS, labels: {}, scope: this.defaultScope, ...stripUndefined(s) };
+    return resolveSettings(this.settings, environment, { ...DEFAULTS, labels: {}, scope: this.defaultScope });
   }
 
   private describe(e: unknown): string {
@@ -741,12 +648,7 @@ function visibleTasks(tasks: SwarmTask[]): SwarmTask[] {
 function toLive(t: SwarmTask, environment: string): LiveInstance {
   const labels = t.Spec.ContainerSpec?.Labels ?? {};
   const secret = new Set((labels[SWARM_LABEL.secretKeys] ?? '').split(',').filter(Boolean));
-  const env: Record<string, string> = {};
-  for (const kv of t.Spec.ContainerSpec?.Env ?? []) {
-    const eq = kv.indexOf('=');
-    const k = eq < 0 ? kv : kv.slice(0, eq);
-    if (!secret.has(k)) env[k] = eq < 0 ? '' : kv.slice(eq + 1);
-  }
+  const env = envOf(t.Spec.ContainerSpec?.Env, (k) => !secret.has(k));
   const image = t.Spec.ContainerSpec?.Image ?? '';
   const s = t.Status.State;
   const state: LiveInstance['state'] = s === 'running' ? 'running' : TERMINAL.has(s) ? 'exited' : STARTING.has(s) ? 'starting' : 'unknown';
@@ -755,7 +657,7 @@ function toLive(t: SwarmTask, environment: string): LiveInstance {
     environment: labels[SWARM_LABEL.environment] ?? environment,
     release: Number(labels[SWARM_LABEL.release]),
     // What the task really runs (`docker service update --image` changes it, not the labels).
-    artifactDigest: /@(sha256:[0-9a-f]{64})$/.exec(image)?.[1] ?? (image || labels[SWARM_LABEL.digest] || ''),
+    artifactDigest: runningDigest(image, labels),
     address: addressOf(t),
     state,
     env,
@@ -765,14 +667,6 @@ function toLive(t: SwarmTask, environment: string): LiveInstance {
 
 const STARTING = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
 const TERMINAL = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
-
-function healthOf(labels: Record<string, string> | undefined): HealthCheck | null {
-  try {
-    return labels?.[SWARM_LABEL.health] ? (JSON.parse(labels[SWARM_LABEL.health]) as HealthCheck) : null;
-  } catch {
-    return null;
-  }
-}
 
 function fail(reason: string, log: string, restored: boolean): ApplyResult {
   return { ok: false, reason, log, restored };
@@ -785,34 +679,4 @@ function ms(value: number): number {
 
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-function destroyStream(s: NodeJS.ReadableStream): void {
-  const d = s as NodeJS.ReadableStream & { destroy?: () => void };
-  try {
-    d.destroy?.();
-  } catch {
-    // closed already
-  }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** The daemon's `since`: seconds with a fraction. */
-function nowSeconds(): string {
-  return (Date.now() / 1000).toFixed(3);
-}
-
-function sleep(msec: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, msec);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Job, V1Pod } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { apiStatusCode, connectKubernetes, describeKubernetesError, ensureNamespace, LABEL, type KubeClient, type KubernetesTarget } from '../runtimes/kubernetes';
+import { apiStatusCode, connectKubernetes, describeKubernetesError, dnsLabel, ensureNamespace, LABEL, type KubeClient, type KubernetesTarget } from '../runtimes/kubernetes';
+import { sleep } from '../util/timers';
 
 /** One command to run as a Kubernetes Job. */
 export interface JobOptions extends KubernetesTarget {
@@ -141,13 +142,7 @@ async function waitJob(c: KubeClient, name: string, timeoutMs: number, signal: A
 
 /** A DNS label for the Job's name, leaving room for the suffix. */
 function jobBaseName(name: string): string {
-  const slug = name
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 50)
-    .replace(/-+$/, '');
-  return slug || 'job';
+  return dnsLabel(name, 50) || 'job';
 }
 
 function exitOf(pods: V1Pod[]): string {
@@ -199,16 +194,4 @@ class PodLogs {
   stop(): void {
     this.stopAll.abort();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { ServiceConfig } from '../protocol';
 import { serviceVariablePrefix } from '../config/analyzer';
-import { demuxLog, describeDockerError, LABEL, readJsonLines } from '../runtimes/docker';
+import { describeDockerError, readJsonLines } from '../runtimes/docker';
+import { demuxLog, LABEL, tailLog } from '../runtimes/docker-common';
 import { probeOnce, type ProbeResult } from '../runtimes/health';
+import { sleep } from '../util/timers';
 
 /** Labels of the containers and networks of an integration stage, so that leftovers can be found. */
 export const SERVICE_LABEL = {
@@ -236,12 +238,7 @@ export class ServiceSet {
   }
 
   private async tail(container: Docker.Container): Promise<string> {
-    try {
-      const buf = (await container.logs({ stdout: true, stderr: true, tail: LOG_LINES, follow: false })) as unknown as Buffer;
-      return demuxLog(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).trimEnd();
-    } catch {
-      return '';
-    }
+    return (await tailLog(container, LOG_LINES)).trimEnd();
   }
 }
 
@@ -273,16 +270,4 @@ export async function removeLeftovers(docker: Docker, scope: string, stage: stri
 /** A name Docker accepts in container and network names. */
 function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'stage';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

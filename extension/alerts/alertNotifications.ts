@@ -5,6 +5,7 @@ import type { DeployEvents, EnvironmentStore } from '../deploys/environmentStore
 import type { FolderSession } from '../session/folderSession';
 import type { SessionManager } from '../session/sessionManager';
 import { errorMessage } from '../util/async';
+import { ToldOnce } from '../util/toldOnce';
 
 /** One alert notification shown (tests read them). */
 export interface AlertNotice {
@@ -17,7 +18,6 @@ export interface AlertNotice {
 const OPEN_RUN = 'Open Run';
 const SNOOZE = 'Snooze 1 Hour';
 const RESOLVE = 'Resolve';
-const MAX_TOLD = 1000;
 
 /**
  * Tells the user of each new alert once, with actions: open the run it is about, snooze it for
@@ -26,7 +26,7 @@ const MAX_TOLD = 1000;
  */
 export class AlertNotifications implements vscode.Disposable {
   readonly notices: AlertNotice[] = [];
-  private readonly told = new Set<string>();
+  private readonly told = new ToldOnce();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -44,10 +44,7 @@ export class AlertNotifications implements vscode.Disposable {
   /** Shows a new alert. True when this call showed it. */
   alertChanged(session: FolderSession, a: Alert): boolean {
     if (a.status !== 'open' || a.count !== 1 || a.rule === 'drift' || a.rule === 'rollback') return false;
-    const key = `${session.folder.uri.toString()}#${a.id}`;
-    if (this.told.has(key)) return false;
-    this.told.add(key);
-    if (this.told.size > MAX_TOLD) this.told.delete(this.told.values().next().value!);
+    if (!this.told.first(`${session.folder.uri.toString()}#${a.id}`)) return false;
     const where = this.sessions.multiRoot ? ` (${session.folder.name})` : '';
     const message = `Conveyor${where}: ${a.title}`;
     const actions = [...(a.runId !== null ? [OPEN_RUN] : []), SNOOZE, RESOLVE];

@@ -5,6 +5,7 @@ import type { DeployEvents, EnvironmentStore } from '../deploys/environmentStore
 import type { FolderSession } from '../session/folderSession';
 import type { SessionManager } from '../session/sessionManager';
 import { errorMessage } from '../util/async';
+import { ToldOnce } from '../util/toldOnce';
 
 /** One drift notification shown (tests read them). */
 export interface DriftNotice {
@@ -20,8 +21,6 @@ type DriftEvent = Extract<SequencedEvent, { type: 'drift.detected' }>;
 
 const SHOW_DRIFT = 'Show Drift';
 const SYNC = 'Sync';
-/** How many events are remembered as told: far more than one window sees between two restarts. */
-const MAX_TOLD = 1000;
 
 /**
  * Tells the user of drift nobody corrects: a drift.detected event the reconciler reported (its
@@ -31,7 +30,7 @@ const MAX_TOLD = 1000;
 export class DriftNotifications implements vscode.Disposable {
   /** Every notification shown, in order. */
   readonly notices: DriftNotice[] = [];
-  private readonly told = new Set<string>();
+  private readonly told = new ToldOnce();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -49,10 +48,7 @@ export class DriftNotifications implements vscode.Disposable {
   /** Shows the notification of a reported drift event. True when this call showed it. */
   driftDetected(session: FolderSession, e: DriftEvent): boolean {
     if (e.action !== 'reported' && e.action !== 'paused') return false;
-    const key = `${session.folder.uri.toString()}#${e.seq}`;
-    if (this.told.has(key) || e.items.length === 0) return false;
-    this.told.add(key);
-    if (this.told.size > MAX_TOLD) this.told.delete(this.told.values().next().value!);
+    if (e.items.length === 0 || !this.told.first(`${session.folder.uri.toString()}#${e.seq}`)) return false;
     const where = this.sessions.multiRoot ? ` (${session.folder.name})` : '';
     const more = e.items.length > 1 ? ` (and ${e.items.length - 1} more)` : '';
     const paused = e.action === 'paused' ? '; reconciling is paused' : '';

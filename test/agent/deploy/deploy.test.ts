@@ -1,10 +1,9 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import type { Agent } from '../../../agent/agent';
 import type { DeploymentInfo, EnvironmentStatus } from '../../../agent/protocol';
 import { eventsOf, finished, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
-import { PACKAGE_STAGE, serviceSource } from '../../support/service';
+import { PACKAGE_STAGE, serviceGet, serviceSource, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
 const SERVER = (greeting: string, healthy = true) => serviceSource(greeting, { healthy });
 
@@ -12,10 +11,7 @@ const CONFIG = `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
     - name: production
       kind: deploy
       environment: production
@@ -32,18 +28,6 @@ environments:
     health: { http: /healthz, timeout: 10s, interval: 100ms }
 `;
 
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
-
 /** The deploy phase end to end on the process runtime: real processes, real HTTP, a real repo. */
 describe('deploy', function () {
   this.timeout(120_000);
@@ -59,10 +43,7 @@ describe('deploy', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    for (const e of ['staging', 'production']) if (runtime.ok) await runtime.value.remove(e).catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging', 'production']);
   });
 
   it('deploys to staging on a green run and waits for an approval before production', async () => {
@@ -73,7 +54,7 @@ describe('deploy', function () {
     const staging = await env('staging');
     assert.equal(staging.live?.number, 1);
     assert.equal(staging.health, 'Healthy');
-    assert.equal((await get(`${staging.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${staging.url}/`)).body, 'hello v1');
     const production = await env('production');
     assert.equal(production.live, null);
     assert.ok(production.pendingApproval, 'an approval is pending');
@@ -84,7 +65,7 @@ describe('deploy', function () {
     const done = await finished(agent, id);
     assert.equal(done.status, 'succeeded');
     const prod = await env('production');
-    assert.equal((await get(`${prod.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${prod.url}/`)).body, 'hello v1');
     // The same artifact, by digest, in both environments: built once.
     assert.equal(prod.live!.artifact.digest, staging.live!.artifact.digest);
     assert.equal(done.artifacts[0].digest, staging.live!.artifact.digest);
@@ -97,12 +78,12 @@ describe('deploy', function () {
     repo.commit('v2');
     const id = await startRun(agent, { trigger: 'manual' });
     await until(async () => (await env('production')).pendingApproval, 'the production gate');
-    assert.equal((await get(`${(await env('staging')).url}/`)).body, 'hello v2', 'staging moved to v2');
+    assert.equal((await serviceGet(`${(await env('staging')).url}/`)).body, 'hello v2', 'staging moved to v2');
     agent.deployer.reject((await env('production')).pendingApproval!.id, 'bob (test)', 'not today');
     const run = await finished(agent, id);
     assert.equal(run.status, 'failed');
     assert.match(run.stages.find((s) => s.name === 'production')!.message!, /rejected by bob \(test\): not today/);
-    assert.equal((await get(`${(await env('production')).url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${(await env('production')).url}/`)).body, 'hello v1');
     assert.equal(deployments('production')[0].status, 'rejected');
   });
 
@@ -114,7 +95,7 @@ describe('deploy', function () {
     const d = await r.value.done;
     assert.equal(d.status, 'succeeded');
     assert.deepEqual([d.trigger, d.fromRelease, d.toRelease], ['rollback', 2, 1]);
-    assert.equal((await get(`${staging.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${staging.url}/`)).body, 'hello v1');
     assert.equal((await env('staging')).live!.number, 1);
   });
 
@@ -127,7 +108,7 @@ describe('deploy', function () {
     assert.match(run.stages.find((s) => s.name === 'staging')!.message!, /rolled back: .*not healthy within 10s: GET \/healthz answered 500/);
     const staging = await env('staging');
     assert.equal(staging.live!.number, 1);
-    assert.equal((await get(`${staging.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${staging.url}/`)).body, 'hello v1');
     assert.equal(deployments('staging')[0].status, 'rolled_back');
     // The deploy's progress is in the stage log and the events.
     const progress = eventsOf(agent).filter((e) => e.type === 'deployment.progress').map((e) => (e.type === 'deployment.progress' ? e.message : ''));
@@ -152,6 +133,6 @@ describe('deploy', function () {
     assert.equal(b.status, 'succeeded');
     assert.ok(Date.parse(b.startedAt!) >= Date.parse(a.finishedAt!), 'the second started after the first finished');
     assert.equal((await env('staging')).live!.number, b.toRelease);
-    assert.equal((await get(`${(await env('staging')).url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${(await env('staging')).url}/`)).body, 'hello v1');
   });
 });

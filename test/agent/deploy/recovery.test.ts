@@ -5,7 +5,7 @@ import { AgentClient } from '../../../agent/cli/client';
 import { ProcessRuntime } from '../../../agent/runtimes/process';
 import type { DeploymentInfo, EnvironmentStatus, RunSummary } from '../../../agent/protocol';
 import { scratch, spawnAgent, TempRepo, until } from '../../support/fixtures';
-import { PACKAGE_STAGE } from '../../support/service';
+import { PACKAGE_STAGE, STAGING_STAGE } from '../../support/service';
 
 /** v2 waits for a file before it listens, so the test can kill the agent while v2 is being deployed. */
 const SERVER = (greeting: string, gate: boolean) => `
@@ -19,10 +19,7 @@ const CONFIG = `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
 environments:
   staging:
     promotion: auto

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import type { Agent } from '../../../agent/agent';
 import { finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
-import { PACKAGE_STAGE, serviceSource } from '../../support/service';
+import { PACKAGE_STAGE, serviceSource, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
 const SERVER = (greeting: string) => serviceSource(greeting);
 
@@ -10,10 +10,7 @@ const CONFIG = (port: number) => `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
     - name: smoke
       needs: [staging]
       verifies: staging
@@ -50,10 +47,7 @@ describe('deploy: a failed smoke stage rolls the deploy back', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    if (runtime.ok) await runtime.value.remove('staging').catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging']);
   });
 
   it('keeps a release that passes its smoke stage, and rolls back one that does not', async () => {

@@ -7,7 +7,7 @@ import type { Agent } from '../../../agent/agent';
 import type { EnvironmentStatus, SyncInfo } from '../../../agent/protocol';
 import { cli, finished, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
 import { httpGet } from '../../support/docker';
-import { PACKAGE_STAGE } from '../../support/service';
+import { PACKAGE_STAGE, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
 /** Answers $GREETING, so that a change of the desired state's env shows in what it serves. */
 const SERVER = `
@@ -22,10 +22,7 @@ const CONFIG = (extra = '') => `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
 environments:
   staging:
     promotion: auto
@@ -78,10 +75,7 @@ describe('gitops: desired state in git', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    if (runtime.ok) await runtime.value.remove('staging').catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging']);
   });
 
   it('a deploy commits the state file first, linking the run and the source commit, and ends Synced', async () => {

@@ -1,27 +1,16 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import Docker from 'dockerode';
 import type { HealthCheck, Release } from '../../../agent/protocol';
-import { DockerRuntime, LABEL, type DockerRuntimeSettings } from '../../../agent/runtimes/docker';
-import type { ApplyContext, DesiredState, RuntimeServices } from '../../../agent/runtimes/runtime';
-import { buildImage, type BuiltImage } from '../../../agent/steps/image-build';
-import {
-  copyFixture,
-  dockerCli,
-  dockerClient,
-  freePort,
-  httpGet,
-  removeByLabel,
-  RequestLoop,
-  requireDocker,
-  TcpSwitch,
-  TEST_LABEL,
-  testRunLabel,
-  uniqueRepository,
-} from '../../support/docker';
+import { DockerRuntime, type DockerRuntimeSettings } from '../../../agent/runtimes/docker';
+import { LABEL } from '../../../agent/runtimes/docker-common';
+import type { DesiredState, RuntimeServices } from '../../../agent/runtimes/runtime';
+import type { BuiltImage } from '../../../agent/steps/image-build';
+import { dockerCli, dockerClient, freePort, removeByLabel, RequestLoop, requireDocker, TcpSwitch, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
+import { sleep, until } from '../../support/fixtures';
+import { applyContext, buildHttpdVersions, imageArtifact, startTestServices, testRelease, versionAt, type Cleanup } from '../../support/runtimes';
 
 const HEALTHY: HealthCheck = { kind: 'http', path: '/healthz', timeoutMs: 30_000, intervalMs: 100 };
 const NEVER_HEALTHY: HealthCheck = { kind: 'http', path: '/nope', timeoutMs: 3000, intervalMs: 100 };
@@ -30,7 +19,7 @@ describe('DockerRuntime (real dockerd, images from the real registry)', function
   const docker = dockerClient();
   const label = testRunLabel('docker-runtime');
   const settings: DockerRuntimeSettings = { labels: { [TEST_LABEL]: label }, memoryMb: 64, cpus: 0.5, stopTimeoutSec: 2, drainMs: 300 };
-  const cleanup: (() => Promise<void> | void)[] = [];
+  const cleanup: Cleanup = [];
   let v1: BuiltImage;
   let v2: BuiltImage;
   let sw: TcpSwitch;
@@ -38,49 +27,18 @@ describe('DockerRuntime (real dockerd, images from the real registry)', function
   let runtime: DockerRuntime;
   let stateDir: string;
 
-  const release = (number: number, image: BuiltImage, extra: Partial<Release> = {}): Release => ({
-    environment: 'web',
-    number,
-    artifact: { kind: 'image', repository: image.repository, digest: image.digest },
-    command: [],
-    env: { GREETING: 'hello' },
-    containerPort: 8080,
-    replicas: 1,
-    runId: number,
-    commit: 'c'.repeat(40),
-    createdAt: new Date().toISOString(),
-    createdBy: 'test',
-    ...extra,
-  });
+  const release = (number: number, image: BuiltImage, extra: Partial<Release> = {}): Release => testRelease(number, imageArtifact(image), extra);
   const desired = (r: Release, healthCheck = HEALTHY): DesiredState => ({ release: r, healthCheck, publicPort: sw.publicPort, secrets: { API_TOKEN: 's3cret' } });
   const progress: string[] = [];
-  const ctx = (signal = new AbortController().signal): ApplyContext => ({ progress: (m) => progress.push(m), signal });
-  const version = async () => {
-    const r = await httpGet(sw.address, '/version');
-    return 'body' in r ? r.body.trim() : r.error;
-  };
+  const ctx = (signal?: AbortSignal) => applyContext(progress, signal);
+  const version = () => versionAt(sw.address);
 
   before(async function () {
     await requireDocker(docker);
-    const repository = uniqueRepository('web');
-    for (const [v, set] of [
-      ['1', (b: BuiltImage) => (v1 = b)],
-      ['2', (b: BuiltImage) => (v2 = b)],
-    ] as const) {
-      const dir = copyFixture('httpd');
-      cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-      const r = await buildImage({ docker, contextDir: dir, repository, tag: `v${v}`, buildArgs: { VERSION: v }, labels: { [TEST_LABEL]: label } });
-      assert.ok(r.ok, r.ok ? '' : `${r.error.reason}\n${r.error.log}`);
-      set(r.value);
-    }
+    [v1, v2] = await buildHttpdVersions(docker, uniqueRepository('web'), label, cleanup);
     // Deploys pull by digest: start from an image store without them.
     await dockerCli('rmi', '-f', v1.imageId, v2.imageId);
-    sw = new TcpSwitch(await freePort());
-    await sw.start();
-    cleanup.push(() => sw.close());
-    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-docker-runtime-'));
-    cleanup.push(() => fs.rmSync(stateDir, { recursive: true, force: true }));
-    services = { allocatePort: freePort, route: sw.route, artifactsDir: path.join(stateDir, 'artifacts'), stateDir };
+    ({ sw, services, stateDir } = await startTestServices('conveyor-docker-runtime-', freePort, cleanup));
     runtime = new DockerRuntime(docker, services, settings);
     cleanup.push(() => runtime.dispose());
   });
@@ -246,7 +204,7 @@ describe('DockerRuntime (real dockerd, images from the real registry)', function
     const watching = runtime.watch('web', () => fired++);
     try {
       await dockerCli('stop', '-t', '1', i.id);
-      await until(async () => fired > 0, 'watch to fire');
+      await until(() => fired > 0, 'watch to fire', 60_000);
       const live = await runtime.observe('web');
       assert.deepEqual(
         live.instances.map((x) => [x.id, x.state, x.address]),
@@ -275,12 +233,12 @@ describe('DockerRuntime (real dockerd, images from the real registry)', function
       await relay.close(); // the event stream breaks; reconnecting fails for a while
       await sleep(1000);
       await relay.open();
-      await until(async () => fired > 0, 'watch to fire after reconnecting');
+      await until(() => fired > 0, 'watch to fire after reconnecting', 60_000);
       fired = 0;
       // And events flow again: a deploy of the environment is seen.
       const r = await runtime.apply(desired(release(8, v2)), 'recreate', ctx());
       assert.ok(r.ok, r.ok ? '' : r.reason);
-      await until(async () => fired > 0, 'watch to fire on the new container');
+      await until(() => fired > 0, 'watch to fire on the new container', 60_000);
     } finally {
       watching.dispose();
       viaRelay.dispose();
@@ -336,17 +294,5 @@ class SocketRelay {
     this.server = null;
     for (const c of this.conns) c.destroy();
     if (s) await new Promise<void>((r) => s.close(() => r()));
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(fn: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
   }
 }

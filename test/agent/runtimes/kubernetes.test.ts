@@ -22,6 +22,7 @@ import {
 import type { ApplyContext, ApplyResult, DesiredState } from '../../../agent/runtimes/runtime';
 import { freePort } from '../../support/docker';
 import { startCluster, type Cluster } from '../../support/kubernetes';
+import { testRelease } from '../../support/runtimes';
 
 const CHECK: HealthCheck = { kind: 'http', path: '/healthz', timeoutMs: 20_000, intervalMs: 1000 };
 const REPOSITORY = '127.0.0.1:5000/conveyor-test-web';
@@ -31,20 +32,7 @@ function digestOf(text: string): string {
 }
 
 function release(number: number, extra: Partial<Release> = {}): Release {
-  return {
-    environment: 'web',
-    number,
-    artifact: { kind: 'image', repository: REPOSITORY, digest: digestOf(`web-${number}`) },
-    command: [],
-    env: { GREETING: `hello ${number}` },
-    containerPort: 8080,
-    replicas: 1,
-    runId: number,
-    commit: 'c'.repeat(40),
-    createdAt: new Date().toISOString(),
-    createdBy: 'test',
-    ...extra,
-  };
+  return testRelease(number, { kind: 'image', repository: REPOSITORY, digest: digestOf(`web-${number}`) }, { env: { GREETING: `hello ${number}` }, ...extra });
 }
 
 function input(r: Release, extra: Partial<ManifestInput> = {}): ManifestInput {

@@ -1,14 +1,14 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import Docker from 'dockerode';
 import { liveDiff } from '../../../agent/gitops/diff';
 import type { HealthCheck, Release } from '../../../agent/protocol';
-import type { ApplyContext, DesiredState, RuntimeServices } from '../../../agent/runtimes/runtime';
+import type { DesiredState, RuntimeServices } from '../../../agent/runtimes/runtime';
 import { SWARM_LABEL, SwarmRuntime, type SwarmRuntimeSettings } from '../../../agent/runtimes/swarm';
-import { buildImage, type BuiltImage } from '../../../agent/steps/image-build';
-import { copyFixture, dockerCli, dockerClient, freePort, httpGet, removeByLabel, requireDocker, TcpSwitch, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
+import type { BuiltImage } from '../../../agent/steps/image-build';
+import { dockerCli, dockerClient, removeByLabel, requireDocker, TcpSwitch, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
+import { sleep, until } from '../../support/fixtures';
+import { applyContext, buildHttpdVersions, imageArtifact, startTestServices, testRelease, versionAt, type Cleanup } from '../../support/runtimes';
 
 const HEALTHY: HealthCheck = { kind: 'http', path: '/healthz', timeoutMs: 20_000, intervalMs: 500 };
 const NEVER_HEALTHY: HealthCheck = { kind: 'http', path: '/nope', timeoutMs: 2000, intervalMs: 500 };
@@ -17,7 +17,7 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
   const docker = dockerClient();
   const label = testRunLabel('swarm-runtime');
   const settings: SwarmRuntimeSettings = { labels: { [TEST_LABEL]: label }, stopTimeoutSec: 2, monitorMs: 1000, restartDelayMs: 3000, debounceMs: 100 };
-  const cleanup: (() => Promise<void> | void)[] = [];
+  const cleanup: Cleanup = [];
   let v1: BuiltImage;
   let v2: BuiltImage;
   let sw: TcpSwitch;
@@ -25,27 +25,11 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
   let runtime: SwarmRuntime;
   let stateDir: string;
 
-  const release = (number: number, image: BuiltImage, extra: Partial<Release> = {}): Release => ({
-    environment: 'web',
-    number,
-    artifact: { kind: 'image', repository: image.repository, digest: image.digest },
-    command: [],
-    env: { GREETING: 'hello' },
-    containerPort: 8080,
-    replicas: 2,
-    runId: number,
-    commit: 'c'.repeat(40),
-    createdAt: new Date().toISOString(),
-    createdBy: 'test',
-    ...extra,
-  });
+  const release = (number: number, image: BuiltImage, extra: Partial<Release> = {}): Release => testRelease(number, imageArtifact(image), { replicas: 2, ...extra });
   const desired = (r: Release, healthCheck = HEALTHY): DesiredState => ({ release: r, healthCheck, publicPort: sw.publicPort, secrets: { API_TOKEN: 's3cret' } });
   const progress: string[] = [];
-  const ctx = (signal = new AbortController().signal): ApplyContext => ({ progress: (m) => progress.push(m), signal });
-  const version = async () => {
-    const r = await httpGet(sw.address, '/version');
-    return 'body' in r ? r.body.trim() : r.error;
-  };
+  const ctx = (signal?: AbortSignal) => applyContext(progress, signal);
+  const version = () => versionAt(sw.address);
   const serviceOf = async () => {
     const list = await docker.listServices({ filters: { label: [`${TEST_LABEL}=${label}`] } });
     assert.equal(list.length, 1, `one service of the test, not ${list.length}`);
@@ -55,28 +39,9 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
   before(async function () {
     await requireDocker(docker);
     await requireSwarm(docker);
-    const repository = uniqueRepository('swarm-web');
-    for (const [v, set] of [
-      ['1', (b: BuiltImage) => (v1 = b)],
-      ['2', (b: BuiltImage) => (v2 = b)],
-    ] as const) {
-      const dir = copyFixture('httpd');
-      cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-      const r = await buildImage({ docker, contextDir: dir, repository, tag: `v${v}`, buildArgs: { VERSION: v }, labels: { [TEST_LABEL]: label } });
-      assert.ok(r.ok, r.ok ? '' : `${r.error.reason}\n${r.error.log}`);
-      set(r.value);
-    }
-    sw = new TcpSwitch(await freePort());
-    await sw.start();
-    cleanup.push(() => sw.close());
-    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-swarm-runtime-'));
-    cleanup.push(() => fs.rmSync(stateDir, { recursive: true, force: true }));
-    services = {
-      allocatePort: () => Promise.reject(new Error('the swarm runtime lets the daemon pick host ports')),
-      route: sw.route,
-      artifactsDir: path.join(stateDir, 'artifacts'),
-      stateDir,
-    };
+    [v1, v2] = await buildHttpdVersions(docker, uniqueRepository('swarm-web'), label, cleanup);
+    const noPorts = () => Promise.reject(new Error('the swarm runtime lets the daemon pick host ports'));
+    ({ sw, services, stateDir } = await startTestServices('conveyor-swarm-runtime-', noPorts, cleanup));
     runtime = new SwarmRuntime(docker, services, settings);
     cleanup.push(() => runtime.dispose());
   });
@@ -169,7 +134,7 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
   it('cancel during a rolling update: the service is rolled back, release 2 serves on', async () => {
     const ac = new AbortController();
     const started = runtime.apply(desired(release(4, v1), { ...NEVER_HEALTHY, timeoutMs: 120_000 }), 'blue-green', ctx(ac.signal));
-    await until(async () => (await runtime.observe('web')).instances.some((i) => i.release === 4), 'a task of release 4');
+    await until(async () => (await runtime.observe('web')).instances.some((i) => i.release === 4), 'a task of release 4', 60_000);
     assert.equal(await runtime.health('web'), 'Progressing');
     ac.abort();
     const r = await started;
@@ -201,7 +166,7 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
     try {
       await sleep(300); // the event stream is open
       await dockerCli('service', 'update', '--quiet', '--env-add', 'X=1', '--image', `${v1.repository}:${v1.tag}`, '--replicas', '3', (await serviceOf()).Spec.Name);
-      await until(async () => fired > 0, 'watch to fire');
+      await until(async () => fired > 0, 'watch to fire', 60_000);
       const live = await runtime.observe('web');
       const drift = liveDiff(release(2, v2), live, 'swarm');
       const envDrift = drift.filter((d) => d.path.startsWith('env.X'));
@@ -233,14 +198,14 @@ describe('SwarmRuntime (a real single-node swarm, images from the real registry)
     try {
       await sleep(300);
       await dockerCli('rm', '-f', info.Status.ContainerStatus.ContainerID);
-      await until(async () => fired > 0, 'watch to fire');
+      await until(async () => fired > 0, 'watch to fire', 60_000);
       // The failed task stays visible (exited) until its replacement runs.
-      await until(async () => (await runtime.observe('web')).instances.some((i) => i.id === task.id && i.state === 'exited'), 'the failed task in observe');
+      await until(async () => (await runtime.observe('web')).instances.some((i) => i.id === task.id && i.state === 'exited'), 'the failed task in observe', 60_000);
       assert.equal(await runtime.health('web'), 'Degraded');
       const drift = liveDiff(release(2, v2), await runtime.observe('web'), 'swarm');
       assert.ok(drift.some((d) => d.kind === 'stopped' && d.path === `instance ${task.id}`), JSON.stringify(drift, null, 1));
 
-      await until(async () => (await runtime.health('web')) === 'Healthy', 'swarm to replace the task');
+      await until(async () => (await runtime.health('web')) === 'Healthy', 'swarm to replace the task', 60_000);
       const live = await runtime.observe('web');
       assert.equal(live.instances.length, 2);
       assert.ok(!live.instances.some((i) => i.id === task.id));
@@ -280,17 +245,5 @@ async function requireSwarm(docker: Docker): Promise<void> {
   const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } };
   if (info.Swarm?.LocalNodeState !== 'active' || !info.Swarm.ControlAvailable) {
     throw new Error('dockerd is not a swarm manager: run `bash test/provision.sh` (test/setup/45-swarm.sh) first');
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(fn: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
   }
 }

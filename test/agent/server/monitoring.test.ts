@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import type { Agent } from '../../../agent/agent';
 import type { BuildStats, ChangesBefore, DoraReport, DurationTrends, TimelinePage } from '../../../agent/protocol';
 import { finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
-import { PACKAGE_STAGE, serviceSource } from '../../support/service';
+import { PACKAGE_STAGE, serviceSource, stopDeployTest } from '../../support/service';
 
 const CONFIG = `
 pipeline:
@@ -36,10 +36,7 @@ describe('API: monitoring routes', function () {
     assert.equal((await finished(agent, await startRun(agent, { trigger: 'manual' }))).status, 'succeeded');
   });
   after(async () => {
-    const r = agent.runtimes.get('process');
-    if (r.ok) await r.value.remove('production').catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['production']);
   });
 
   it('DORA defaults to the production environment and counts the deploy', async () => {

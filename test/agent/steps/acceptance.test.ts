@@ -1,12 +1,9 @@
 import * as assert from 'node:assert/strict';
 import type { Agent } from '../../../agent/agent';
 import { eventsOf, finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
-import { PACKAGE_STAGE } from '../../support/service';
+import { PACKAGE_STAGE, serviceSource, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
-const SERVER = (greeting: string) => `
-const http = require('node:http');
-http.createServer((req, res) => res.end(${JSON.stringify(greeting)})).listen(Number(process.env.PORT), '127.0.0.1');
-`;
+const SERVER = (greeting: string) => serviceSource(greeting);
 
 /** An acceptance suite: TAP on stdout, one test per check, against $BASE_URL. */
 const SUITE = `
@@ -28,10 +25,7 @@ const CONFIG = `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
     - name: acceptance
       kind: acceptance
       environment: staging
@@ -65,10 +59,7 @@ describe('acceptance stage', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    for (const e of ['staging', 'production']) if (runtime.ok) await runtime.value.remove(e).catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging', 'production']);
   });
 
   it('runs its commands against the environment URL with their report, and production waits for it', async () => {

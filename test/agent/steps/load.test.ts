@@ -3,7 +3,7 @@ import type { Agent } from '../../../agent/agent';
 import type { LoadSummary, RunDetail, SequencedEvent } from '../../../agent/protocol';
 import { freePort } from '../../support/docker';
 import { eventsOf, finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
-import { PACKAGE_STAGE } from '../../support/service';
+import { PACKAGE_STAGE, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
 const SERVER = `
 const http = require('node:http');
@@ -23,10 +23,7 @@ const CONFIG = (stages: string) => `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
 ${stages}
 environments:
   staging:
@@ -59,10 +56,7 @@ describe('load stage', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    if (runtime.ok) await runtime.value.remove('staging').catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging']);
   });
 
   it('loads the environment, logs progress and a table, records the result and checks each threshold', async () => {

@@ -6,7 +6,7 @@ import type { SmokeProbe } from '../../../agent/protocol';
 import { jsonPath, runProbe } from '../../../agent/steps/probe';
 import { freePort } from '../../support/docker';
 import { eventsOf, finished, startAgent, startRun, TempRepo } from '../../support/fixtures';
-import { PACKAGE_STAGE } from '../../support/service';
+import { PACKAGE_STAGE, STAGING_STAGE, stopDeployTest } from '../../support/service';
 
 /** A probe with every default of the config, and the given keys. */
 function probe(p: Partial<SmokeProbe>): SmokeProbe {
@@ -117,10 +117,7 @@ const CONFIG = (port: number) => `
 pipeline:
   stages:
 ${PACKAGE_STAGE}
-    - name: staging
-      kind: deploy
-      environment: staging
-      needs: [package]
+${STAGING_STAGE}
     - name: smoke
       kind: smoke
       environment: staging
@@ -151,10 +148,7 @@ describe('smoke stage after a deploy', function () {
   });
 
   after(async () => {
-    const runtime = agent.runtimes.get('process');
-    if (runtime.ok) await runtime.value.remove('staging').catch(() => undefined);
-    await agent.stop();
-    repo.dispose();
+    await stopDeployTest(agent, repo, ['staging']);
   });
 
   it('reports each probe as a test, and rolls the deploy back when one fails', async () => {

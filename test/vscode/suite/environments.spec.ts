@@ -12,7 +12,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ApprovalInfo, DeploymentInfo, EnvironmentStatus, RunSummary, SequencedEvent } from '../../../agent/protocol';
@@ -21,7 +20,9 @@ import type { LogTerminal } from '../../../extension/logs/logTerminal';
 import type { FolderSession } from '../../../extension/session/folderSession';
 import type { EnvironmentTreeNode } from '../../../extension/views/environments/environmentNode';
 import type { EnvironmentSnapshot } from '../../../extension/views/environments/environmentsProvider';
+import { serviceGet } from '../../support/service';
 import { connectedSession, conveyor, finishedRun, isAlive, until, workspaceFolder } from './helpers';
+import { ScriptedUser } from './scriptedUser';
 
 /** The suite's title: test/vscode/environments.test.ts runs only it (CONVEYOR_SUITE_GREP), by this text. */
 const ENVIRONMENTS_SUITE = 'Conveyor Environments view and deploy commands';
@@ -29,46 +30,19 @@ const ENVIRONMENTS_SUITE = 'Conveyor Environments view and deploy commands';
 /** How long a deploy step may take here: generous, never a timing assertion. */
 const DEPLOY_WAIT = 90_000;
 
-interface Shown {
-  severity: 'info' | 'warning' | 'error';
-  message: string;
-  actions: string[];
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
-
 describe(ENVIRONMENTS_SUITE, function () {
   this.timeout(DEPLOY_WAIT * 2);
   let folder: string;
   let api: ConveyorTestApi;
   let session: FolderSession;
 
-  // The scripted user.
-  const shown: Shown[] = [];
-  /** The answer a notification gets (the button pressed), by message; none: dismissed. */
-  let pressOn: (s: Shown) => string | undefined = () => undefined;
+  const user = new ScriptedUser();
+  const shown = user.shown;
   const quickPicks: { placeHolder: string; labels: string[] }[] = [];
   let pickAnswers: string[] = [];
   const inputBoxes: vscode.InputBoxOptions[] = [];
   let inputAnswers: (string | undefined)[] = [];
   const opened: string[] = [];
-  const originals: [object, string, unknown][] = [];
-
-  function replace<T extends object>(target: T, key: keyof T & string, fn: unknown): void {
-    originals.push([target, key, target[key]]);
-    (target as Record<string, unknown>)[key] = fn;
-    assert.equal((target as Record<string, unknown>)[key], fn, `window.${key} can be replaced for the suite`);
-  }
 
   function snapshot(): EnvironmentSnapshot[] {
     return api.environments.snapshot();
@@ -117,35 +91,25 @@ describe(ENVIRONMENTS_SUITE, function () {
     api = await conveyor();
     session = await connectedSession(api);
 
-    const notify = (severity: Shown['severity']) =>
-      function (message: string, ...rest: unknown[]): Thenable<string | undefined> {
-        const actions = rest.filter((r): r is string => typeof r === 'string');
-        const s = { severity, message, actions };
-        shown.push(s);
-        const press = pressOn(s);
-        return Promise.resolve(press && actions.includes(press) ? press : undefined);
-      };
-    replace(vscode.window, 'showInformationMessage', notify('info'));
-    replace(vscode.window, 'showWarningMessage', notify('warning'));
-    replace(vscode.window, 'showErrorMessage', notify('error'));
-    replace(vscode.window, 'showQuickPick', async (items: readonly vscode.QuickPickItem[] | Thenable<readonly vscode.QuickPickItem[]>, options?: vscode.QuickPickOptions) => {
+    user.answerNotifications();
+    user.replace(vscode.window, 'showQuickPick', async (items: readonly vscode.QuickPickItem[] | Thenable<readonly vscode.QuickPickItem[]>, options?: vscode.QuickPickOptions) => {
       const list = await items;
       quickPicks.push({ placeHolder: options?.placeHolder ?? '', labels: list.map((i) => i.label) });
       const want = pickAnswers.shift();
       return list.find((i) => i.label === want);
     });
-    replace(vscode.window, 'showInputBox', async (options?: vscode.InputBoxOptions) => {
+    user.replace(vscode.window, 'showInputBox', async (options?: vscode.InputBoxOptions) => {
       inputBoxes.push(options ?? {});
       return inputAnswers.shift();
     });
-    replace(vscode.env, 'openExternal', async (uri: vscode.Uri) => {
+    user.replace(vscode.env, 'openExternal', async (uri: vscode.Uri) => {
       opened.push(uri.toString(true));
       return true;
     });
   });
 
   after(function () {
-    for (const [target, key, fn] of originals.reverse()) (target as Record<string, unknown>)[key] = fn;
+    user.restore();
   });
 
   it('lists staging, production and qa before any deployment: runtime, promotion, nothing running', async function () {
@@ -186,7 +150,7 @@ describe(ENVIRONMENTS_SUITE, function () {
     }
     assert.match(staging.tooltip, /since .*\d.* \((just now|\d+ s ago|\d+ min ago)\) by /);
     assert.match(staging.contextValue!, /^environment\b.*\bhealth:Healthy\b.*\bhasUrl\b/);
-    assert.equal((await get(`${url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${url}/`)).body, 'hello v1');
 
     const production = await until(() => {
       const e = envSnap('production');
@@ -225,14 +189,14 @@ describe(ENVIRONMENTS_SUITE, function () {
       return e?.icon === 'pass' && e.children.some((c) => c.kind === 'live') && !e.children.some((c) => c.kind === 'approval') ? e : undefined;
     }, 'production live, its approval gone', DEPLOY_WAIT);
     assert.equal(production.children.find((c) => c.kind === 'live')!.label, 'production@1');
-    assert.equal((await get(`${status('production')!.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${status('production')!.url}/`)).body, 'hello v1');
     assert.equal((await finishedRun(session, runId, DEPLOY_WAIT)).summary.status, 'succeeded');
   });
 
   it('a broken release is rolled back: one warning with Show Logs and Open Run, staging stays on release 1', async function () {
     commitServer('hello v2', false);
     // Open Run is pressed on the rolled-back warning.
-    pressOn = (s) => (s.severity === 'warning' && /rolled back/.test(s.message) ? 'Open Run' : undefined);
+    user.pressOn = (s) => (s.severity === 'warning' && /rolled back/.test(s.message) ? 'Open Run' : undefined);
     const run = await runPipeline();
 
     // While the broken release is checked, the deployment holds staging's lock.
@@ -281,14 +245,14 @@ describe(ENVIRONMENTS_SUITE, function () {
       releases.children.map((r) => [r.label, r.contextValue]),
       [['staging@2', 'release rollbackable']],
     );
-    assert.equal((await get(`${status('staging')!.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${status('staging')!.url}/`)).body, 'hello v1');
 
     // Told once, however often the same end is reported again.
     assert.equal(api.deployNotifications.deploymentEnded(session, { ...(await session.http!.request<DeploymentInfo>('GET', `/deployments/${notice.deploymentId}`)) }), false);
     await api.deploys.settled();
     assert.equal(api.deployNotifications.notices.filter((n) => n.deploymentId === notice.deploymentId).length, 1);
     assert.equal(shown.filter((s) => s.message === notice.message).length, 1);
-    pressOn = () => undefined;
+    user.pressOn = () => undefined;
   });
 
   it('a fixed release goes live on staging; Reject on the approval node, with a reason, keeps production as it was', async function () {
@@ -299,7 +263,7 @@ describe(ENVIRONMENTS_SUITE, function () {
       return e?.children.some((c) => c.kind === 'approval' && c.label === 'production@2 is waiting for approval') ? e : undefined;
     }, 'the approval of production@2', DEPLOY_WAIT);
     await until(() => envSnap('staging')?.description === 'process · auto promotion · Synced · Healthy · @3', 'staging Synced and Healthy on release 3');
-    assert.equal((await get(`${status('staging')!.url}/`)).body, 'hello v3');
+    assert.equal((await serviceGet(`${status('staging')!.url}/`)).body, 'hello v3');
     assert.ok(production);
 
     // The inline action passes the approval node itself.
@@ -316,7 +280,7 @@ describe(ENVIRONMENTS_SUITE, function () {
       const e = envSnap('production');
       return e && !e.children.some((c) => c.kind === 'approval') && e.description === 'process · manual promotion · Synced · Healthy · @1';
     }, 'production still on release 1, no approval pending');
-    assert.equal((await get(`${status('production')!.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${status('production')!.url}/`)).body, 'hello v1');
     // A rejection is what the person asked for: no warning or error about it.
     assert.equal(api.deployNotifications.notices.filter((n) => n.deploymentId === done.id).length, 0);
   });
@@ -340,7 +304,7 @@ describe(ENVIRONMENTS_SUITE, function () {
       staging.children.find((c) => c.kind === 'releases')!.children.map((r) => r.label),
       ['staging@3', 'staging@2'],
     );
-    assert.equal((await get(`${status('staging')!.url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${status('staging')!.url}/`)).body, 'hello v1');
   });
 
   it('promotes staging to production with Promote…: the same artifact, by digest', async function () {
@@ -388,7 +352,7 @@ describe(ENVIRONMENTS_SUITE, function () {
     await vscode.commands.executeCommand('conveyor.openEnvironment', ...args);
     // Uri.toString() writes the root path of an address without one.
     assert.deepEqual(opened, [`${url}/`, `${status('production')!.url}/`]);
-    assert.equal((await get(`${url}/`)).body, 'hello v1');
+    assert.equal((await serviceGet(`${url}/`)).body, 'hello v1');
   });
 
   it("says what the agent answered, and its fix, when a command fails", async function () {
@@ -406,9 +370,9 @@ describe(ENVIRONMENTS_SUITE, function () {
     assert.equal(name, 'preview-main');
     await until(async () => (await api.deploys.load(session)).find((e) => e.name === name)?.health === 'Healthy', 'the preview live');
     pickAnswers.push(name);
-    pressOn = (s) => (s.severity === 'warning' && s.message.startsWith(`Destroy ${name} (branch main)?`) ? 'Destroy' : undefined);
+    user.pressOn = (s) => (s.severity === 'warning' && s.message.startsWith(`Destroy ${name} (branch main)?`) ? 'Destroy' : undefined);
     const destroyed = await vscode.commands.executeCommand('conveyor.destroyPreview');
-    pressOn = () => undefined;
+    user.pressOn = () => undefined;
     assert.equal(destroyed, name);
     assert.ok(quickPicks.some((q) => q.placeHolder === 'Destroy which preview environment?' && q.labels.includes(name)));
     assert.deepEqual(await session.http!.request('GET', '/previews'), []);

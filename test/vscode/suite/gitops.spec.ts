@@ -13,7 +13,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -24,7 +23,9 @@ import type { StateDocumentPair } from '../../../extension/gitops/stateDocuments
 import type { FolderSession } from '../../../extension/session/folderSession';
 import type { EnvironmentTreeNode } from '../../../extension/views/environments/environmentNode';
 import type { EnvironmentSnapshot } from '../../../extension/views/environments/environmentsProvider';
+import { serviceGet } from '../../support/service';
 import { connectedSession, conveyor, finishedRun, isAlive, sleep, until, workspaceFolder } from './helpers';
+import { ScriptedUser } from './scriptedUser';
 
 /** The suite's title: test/vscode/environments.test.ts runs only it (CONVEYOR_SUITE_GREP), by this text. */
 const GITOPS_SUITE = 'Conveyor GitOps: sync, drift and the desired state in the editor';
@@ -34,27 +35,7 @@ const DEPLOY_WAIT = 90_000;
 const STATE_FILE = 'environments/staging.yml';
 const STATE_BRANCH = 'conveyor/state';
 
-interface Shown {
-  severity: 'info' | 'warning' | 'error';
-  message: string;
-  actions: string[];
-  modal: boolean;
-  detail: string | undefined;
-}
-
 type DriftEvent = Extract<SequencedEvent, { type: 'drift.detected' }>;
-
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 describe(GITOPS_SUITE, function () {
   this.timeout(DEPLOY_WAIT * 2);
@@ -62,16 +43,8 @@ describe(GITOPS_SUITE, function () {
   let api: ConveyorTestApi;
   let session: FolderSession;
 
-  // The scripted user.
-  const shown: Shown[] = [];
-  /** The answer a notification gets (the button pressed); none: dismissed. */
-  let pressOn: (s: Shown) => string | undefined = () => undefined;
-  const originals: [object, string, unknown][] = [];
-
-  function replace<T extends object>(target: T, key: keyof T & string, fn: unknown): void {
-    originals.push([target, key, target[key]]);
-    (target as Record<string, unknown>)[key] = fn;
-  }
+  const user = new ScriptedUser();
+  const shown = user.shown;
 
   function envSnap(): EnvironmentSnapshot | undefined {
     return api.environments.snapshot().find((e) => e.kind === 'environment' && e.label === 'staging');
@@ -99,8 +72,8 @@ describe(GITOPS_SUITE, function () {
     return execFileSync('git', args, { cwd: folder, encoding: 'utf8' });
   }
 
-  function served(): Promise<string> {
-    return get(`${status()!.url}/`);
+  async function served(): Promise<string> {
+    return (await serviceGet(`${status()!.url}/`)).body;
   }
 
   async function events(): Promise<SequencedEvent[]> {
@@ -143,22 +116,11 @@ describe(GITOPS_SUITE, function () {
     api = await conveyor();
     session = await connectedSession(api);
 
-    const notify = (severity: Shown['severity']) =>
-      function (message: string, ...rest: unknown[]): Thenable<string | undefined> {
-        const options = rest[0] && typeof rest[0] === 'object' ? (rest[0] as vscode.MessageOptions) : undefined;
-        const actions = rest.filter((r): r is string => typeof r === 'string');
-        const s: Shown = { severity, message, actions, modal: !!options?.modal, detail: options?.detail };
-        shown.push(s);
-        const press = pressOn(s);
-        return Promise.resolve(press && actions.includes(press) ? press : undefined);
-      };
-    replace(vscode.window, 'showInformationMessage', notify('info'));
-    replace(vscode.window, 'showWarningMessage', notify('warning'));
-    replace(vscode.window, 'showErrorMessage', notify('error'));
+    user.answerNotifications();
   });
 
   after(function () {
-    for (const [target, key, fn] of originals.reverse()) (target as Record<string, unknown>)[key] = fn;
+    user.restore();
   });
 
   it('deploys staging with the pipeline: Synced · Healthy, its desired state committed to conveyor/state', async function () {
@@ -360,14 +322,14 @@ describe(GITOPS_SUITE, function () {
   it('Preview Sync\'s "Sync now" applies the plan it showed', async function () {
     commitState('GREETING: hello from git', 'GREETING: hello after preview', 'Say hello after the preview');
     await stagingShows('process · auto promotion · OutOfSync · Healthy · paused · @2');
-    pressOn = (s) => (s.modal && s.message.startsWith('Sync staging with') ? 'Sync now' : undefined);
+    user.pressOn = (s) => (s.modal && s.message.startsWith('Sync staging with') ? 'Sync now' : undefined);
     try {
       const result = await vscode.commands.executeCommand<SyncResult>('conveyor.previewSync', 'staging');
       assert.ok(result);
       assert.equal(result.dryRun, false, 'the sync, not the preview');
       assert.deepEqual([result.deployment?.trigger, result.deployment?.status, result.deployment?.toRelease], ['sync', 'succeeded', 3]);
     } finally {
-      pressOn = () => undefined;
+      user.pressOn = () => undefined;
     }
     assert.equal(await served(), 'hello after preview');
     await stagingShows('process · auto promotion · Synced · Healthy · paused · @3');
