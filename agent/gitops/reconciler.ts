@@ -277,7 +277,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
       this.reportDrift(info, c.driftItems, 'healing');
       this.healing.set(environment, c.driftItems);
       const r = this.opts.deployer.heal(environment, 'conveyor (self-heal)');
-      if (r.ok) void r.value.done.then((d) => d.status !== 'succeeded' && this.failedHeal.set(environment, Date.now()));
+      if (r.ok) void r.value.done.then((d) => d.status !== 'succeeded' && this.failedHeal.set(environment, Date.now()), reportUnexpected);
       return;
     }
     if (extra.length && !heal.length && env.reconcile.prune && c.observed) {
@@ -339,7 +339,13 @@ Previous: ${previous}`, 'Conveyor (image update)');
           message: `instance ${i.id.slice(0, 12)} runs in ${environment}, which has no live release`,
         }));
     }
-    if (busy) health = 'Progressing';
+    if (busy) {
+      health = 'Progressing';
+      // While a deployment runs, the live state is in flux: the drift seen before it stands until
+      // the deployment ends and the next look says otherwise.
+      const before = this.infos.get(environment);
+      if (before) driftItems = before.diff.filter((i) => !desiredItems.some((d) => d.path === i.path));
+    }
     const causes: SyncInfo['causes'] = [];
     if (desiredItems.length) causes.push('desired');
     if (driftItems.length) causes.push('drift');
@@ -387,7 +393,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
     this.infos.set(info.environment, info);
     const key = (i: SyncInfo) => JSON.stringify({ ...i, checkedAt: '' });
     if (!before || key(before) !== key(info)) this.opts.store.append({ type: 'sync.changed', status: info });
-    if (info.sync === 'Synced') {
+    if (info.sync === 'Synced' && !this.opts.deployer.busy(info.environment)) {
       const healed = this.healing.get(info.environment);
       if (healed) {
         this.healing.delete(info.environment);
