@@ -135,6 +135,24 @@ environments:
 gitops: { branch: conveyor/state }
 `;
 
+
+/** Runs one in-editor suite (by its title) on a folder in code-server, and checks every test of it ran and passed. */
+async function passesInEditor(folder: string, suite: string, screenshotPath: string, atLeast: number): Promise<void> {
+  const result = await runExtensionTests({
+    extensionDevelopmentPath: repoRoot(),
+    extensionTestsPath: path.join(repoRoot(), 'out', 'test', 'vscode', 'suite', 'index.js'),
+    folder,
+    env: { CONVEYOR_SUITE_GREP: suite },
+    timeoutMs: 8 * 60_000,
+    screenshotPath,
+  });
+  console.log(result.output.replace(/^/gm, '    | '));
+  assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
+  const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
+  assert.ok(passing >= atLeast, `every test of the suite ran (${passing} passing)`);
+  assert.doesNotMatch(result.output, /failing|pending/);
+}
+
 describe('Deploys from VS Code: Environments view, deploy commands, notifications (real extension host)', function () {
   this.timeout(10 * 60_000);
   let repo: TempRepo;
@@ -152,19 +170,7 @@ describe('Deploys from VS Code: Environments view, deploy commands, notification
   });
 
   it('passes the in-editor suite: live releases and health, approve, rolled-back notification, reject, rollback, lock and queue, open', async function () {
-    const result = await runExtensionTests({
-      extensionDevelopmentPath: repoRoot(),
-      extensionTestsPath: path.join(repoRoot(), 'out', 'test', 'vscode', 'suite', 'index.js'),
-      folder: repo.dir,
-      env: { CONVEYOR_SUITE_GREP: ENVIRONMENTS_SUITE },
-      timeoutMs: 8 * 60_000,
-      screenshotPath: 'vscode-environments-suite.png',
-    });
-    console.log(result.output.replace(/^/gm, '    | '));
-    assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
-    const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
-    assert.ok(passing >= 9, `every test of the suite ran (${passing} passing)`);
-    assert.doesNotMatch(result.output, /failing|pending/);
+    await passesInEditor(repo.dir, ENVIRONMENTS_SUITE, 'vscode-environments-suite.png', 9);
   });
 });
 
@@ -185,18 +191,6 @@ describe('GitOps from VS Code: sync and health, drift, the desired state, pause 
   });
 
   it('passes the in-editor suite: Synced · Healthy, pause, OutOfSync with its drift, preview, diff, desired state, drift notice, sync, resume, state file errors', async function () {
-    const result = await runExtensionTests({
-      extensionDevelopmentPath: repoRoot(),
-      extensionTestsPath: path.join(repoRoot(), 'out', 'test', 'vscode', 'suite', 'index.js'),
-      folder: repo.dir,
-      env: { CONVEYOR_SUITE_GREP: GITOPS_SUITE },
-      timeoutMs: 8 * 60_000,
-      screenshotPath: 'vscode-gitops-suite.png',
-    });
-    console.log(result.output.replace(/^/gm, '    | '));
-    assert.equal(result.exitCode, 0, 'the in-editor suite passed (its output is above)');
-    const passing = Number(/(\d+) passing/.exec(result.output)?.[1] ?? 0);
-    assert.ok(passing >= 12, `every test of the suite ran (${passing} passing)`);
-    assert.doesNotMatch(result.output, /failing|pending/);
+    await passesInEditor(repo.dir, GITOPS_SUITE, 'vscode-gitops-suite.png', 12);
   });
 });
