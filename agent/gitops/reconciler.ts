@@ -37,6 +37,8 @@ interface Desired {
   text: string | null;
   lines: Record<string, number>;
   error: SyncInfo['error'];
+  /** What to do about the error, when it is not to fix the file. */
+  fix?: string;
 }
 
 interface Compared {
@@ -79,6 +81,10 @@ export class Reconciler implements DesiredStateRecorder, IDisposable {
   /** Commits made by this reconciler so far (a read of the tip that started before one is stale). */
   private commits = 0;
   private fetchError: string | null = null;
+  /** Why git could not read the branch's tip, when it could not. */
+  private tipError: string | null = null;
+  /** Environments whose state file git could not read: looked at again on each poll until it can. */
+  private readonly unreadable = new Set<string>();
   private readonly imageErrors = new Map<string, string>();
   private readonly imageLooked = new Map<string, number>();
   private imageTimer: NodeJS.Timeout | undefined;
@@ -173,9 +179,10 @@ Previous: ${previous}`, 'Conveyor (image update)');
     if (this.disposed) return;
     try {
       if (!this.opts.repo.remote) {
-        const before = this.tip;
+        const before = [this.tip, this.tipError];
         await this.refresh(false);
-        if (this.tip !== before) await this.checkAll();
+        if (this.tip !== before[0] || this.tipError !== before[1]) await this.checkAll();
+        else await Promise.all([...this.unreadable].map((e) => this.check(e)));
       }
     } catch (e) {
       reportUnexpected(e);
@@ -184,7 +191,10 @@ Previous: ${previous}`, 'Conveyor (image update)');
     }
   }
 
-  /** Reads the branch's tip (fetching another repository first when asked). A failed fetch keeps the last state. */
+  /**
+   * Reads the branch's tip (fetching another repository first when asked). A failed fetch, or a
+   * tip git cannot read, keeps the last state.
+   */
   private async refresh(fetch: boolean): Promise<void> {
     if (fetch && this.opts.repo.remote) {
       const f = await this.opts.repo.fetch();
@@ -192,7 +202,14 @@ Previous: ${previous}`, 'Conveyor (image update)');
     }
     // A commit of ours made while git was read is newer than what was read: keep it.
     const commits = this.commits;
-    const tip = await this.opts.repo.tip();
+    let tip: string | null;
+    try {
+      tip = await this.opts.repo.tip();
+    } catch (e) {
+      this.tipError = (e as Error).message;
+      return;
+    }
+    this.tipError = null;
     if (commits === this.commits) this.tip = tip;
   }
 
@@ -251,7 +268,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
       return;
     }
     // An environment deployed before it had a state file: its live release becomes the desired state.
-    if (c.desired.text === null && !c.desired.error && c.live) {
+    if (c.desired.text === null && !c.desired.error && !this.tipError && c.live) {
       await this.commitState(c.live, `record ${environment}@${c.live.number} as the desired state`, 'Conveyor (reconciler)', `${environment}@${c.live.number} was live before its desired state was kept in git.`).catch(reportUnexpected);
       return;
     }
@@ -350,8 +367,8 @@ Previous: ${previous}`, 'Conveyor (image update)');
     if (desiredItems.length) causes.push('desired');
     if (driftItems.length) causes.push('drift');
     const imageError = this.imageErrors.get(environment);
-    const error = desired.error ?? (imageError ? { message: imageError, line: null, column: null } : null) ?? (this.fetchError ? { message: `${this.fetchError}; the last fetched desired state stays`, line: null, column: null } : null) ?? (problem ? { message: `cannot read the live state: ${problem}`, line: null, column: null } : null);
-    const unknown = (problem !== null && !observed) || (desired.error !== null && !desired.state);
+    const error = desired.error ?? (this.tipError ? { message: `${this.tipError}; the last desired state read stays`, line: null, column: null } : null) ?? (imageError ? { message: imageError, line: null, column: null } : null) ?? (this.fetchError ? { message: `${this.fetchError}; the last fetched desired state stays`, line: null, column: null } : null) ?? (problem ? { message: `cannot read the live state: ${problem}`, line: null, column: null } : null);
+    const unknown = (problem !== null && !observed) || ((desired.error !== null || this.tipError !== null) && !desired.state);
     const info: SyncInfo = {
       environment,
       sync: unknown ? 'Unknown' : causes.length ? 'OutOfSync' : 'Synced',
@@ -368,10 +385,22 @@ Previous: ${previous}`, 'Conveyor (image update)');
     return { env, info, desired, live, observed, problem, desiredItems, driftItems };
   }
 
-  /** The state file at a revision; when it is not valid, the last good one (and the error). */
+  /**
+   * The state file at a revision; when it is not valid, the last good one (and the error). A file
+   * git cannot read is an error too, never "no state file": nothing is committed over it.
+   */
   private async readDesired(environment: string, revision: string | null): Promise<Desired> {
     if (!revision) return { state: null, text: null, lines: {}, error: null };
-    const text = await this.opts.repo.read(this.opts.repo.fileOf(environment), revision);
+    let text: string | null;
+    try {
+      text = await this.opts.repo.read(this.opts.repo.fileOf(environment), revision);
+      this.unreadable.delete(environment);
+    } catch (e) {
+      this.unreadable.add(environment);
+      const good = this.lastGood.get(environment);
+      const message = `${(e as Error).message}; ${good ? 'the last valid desired state stays live' : 'nothing is applied until git can read it'}`;
+      return { state: good?.state ?? null, text: good?.text ?? null, lines: good?.lines ?? {}, error: { message, line: null, column: null }, fix: 'repair the repository (`git fsck` shows what is damaged), or commit the file again' };
+    }
     if (text === null) return { state: null, text: null, lines: {}, error: null };
     const parsed = parseState(text, environment);
     if (parsed.ok) {
@@ -440,7 +469,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
     if (!c) return err({ error: `no environment named "${environment}"`, fix: 'conveyor envs lists them' });
     this.publish(c.info);
     if (this.opts.deployer.busy(environment)) return err({ error: `a deployment of ${environment} is in progress`, fix: 'wait for it to end, then sync' });
-    if (c.desired.error && !c.desired.state) return err({ error: c.desired.error.message, fix: `fix ${c.info.file} on ${this.opts.repo.branch} and commit` });
+    if (c.desired.error && !c.desired.state) return err({ error: c.desired.error.message, fix: c.desired.fix ?? `fix ${c.info.file} on ${this.opts.repo.branch} and commit` });
     const plan: string[] = [];
     let deploy: (() => Result<Scheduled, ApiError>) | undefined;
     if (c.desiredItems.length && c.desired.state) {
@@ -489,8 +518,8 @@ Previous: ${previous}`, 'Conveyor (image update)');
     if (d.trigger === 'rollback') {
       subject = `rollback ${env} to @${release.number}: ${describeArtifact(release.artifact)}`;
       const [last] = await this.opts.repo.log(file, 1);
-      if (last) {
-        const before = await this.opts.repo.read(file, `${last.sha}^`);
+      if (last?.parent) {
+        const before = await this.opts.repo.read(file, last.parent);
         if (before === text) {
           subject = `Revert "${last.subject}"`;
           body = `This reverts commit ${last.sha}.\n\n`;
@@ -515,7 +544,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
     const tipText = last ? await this.opts.repo.read(file, last.sha) : null;
     const wanted = restored ? renderState(stateOfRelease(restored)) : null;
     if (tipText === wanted) return;
-    const before = last ? await this.opts.repo.read(file, `${last.sha}^`) : null;
+    const before = last?.parent ? await this.opts.repo.read(file, last.parent) : null;
     // A true revert when the commit before puts back what still runs; else the state of what runs.
     const revertable = last && restored && before !== null && (() => {
       const p = parseState(before, env);

@@ -7,7 +7,20 @@ import type { GitOpsConfig } from '../protocol';
 import { err, ok, type Result } from '../util/lifecycle';
 
 /** A git command that failed, with what git said. */
-export class StateRepoError extends Error {}
+export class StateRepoError extends Error {
+  constructor(
+    message: string,
+    /** git's exit code, when git ran. */
+    readonly exitCode: number | null = null,
+    /** What git wrote to stderr. */
+    readonly stderr = '',
+  ) {
+    super(message);
+  }
+}
+
+/** Where the private indexes of commits live, under the repository's git folder. */
+const PRIVATE_DIR = 'conveyor-state';
 
 export interface StateRepoOptions {
   /** The workspace's repository (its top-level folder), when it is in one. */
@@ -20,6 +33,8 @@ export interface StateRepoOptions {
 /** One commit of the state branch that touched a file. */
 export interface StateCommit {
   sha: string;
+  /** The commit before it, or null for the branch's first. */
+  parent: string | null;
   subject: string;
   author: string;
   date: string;
@@ -47,6 +62,9 @@ export class StateRepo {
   readonly branch: string;
   readonly remote: string | null;
   private prepared: Promise<void> | undefined;
+  /** The folder of the private indexes (known once prepared). */
+  private privateDir = '';
+  private indexes = 0;
   private writing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: StateRepoOptions) {
@@ -70,16 +88,21 @@ export class StateRepo {
     return `refs/heads/${this.branch}`;
   }
 
-  /** Clones another repository once (bare). Errors say which repository and why. */
+  /**
+   * Clones another repository once (bare), and removes the private indexes left by an agent that
+   * was stopped while it committed. Errors say which repository and why.
+   */
   private prepare(): Promise<void> {
-    if (!this.remote) return Promise.resolve();
     this.prepared ??= (async () => {
-      if (fs.existsSync(path.join(this.gitDir, 'HEAD'))) return;
-      fs.mkdirSync(path.dirname(this.gitDir), { recursive: true });
-      const tmp = `${this.gitDir}.tmp-${process.pid}`;
-      fs.rmSync(tmp, { recursive: true, force: true });
-      await run(os.tmpdir(), ['clone', '--bare', '--quiet', '--no-tags', this.remote!, tmp]);
-      fs.renameSync(tmp, this.gitDir);
+      if (this.remote && !fs.existsSync(path.join(this.gitDir, 'HEAD'))) {
+        fs.mkdirSync(path.dirname(this.gitDir), { recursive: true });
+        const tmp = `${this.gitDir}.tmp-${process.pid}`;
+        fs.rmSync(tmp, { recursive: true, force: true });
+        await run(os.tmpdir(), ['clone', '--bare', '--quiet', '--no-tags', this.remote, tmp]);
+        fs.renameSync(tmp, this.gitDir);
+      }
+      this.privateDir = path.join((await this.git(['rev-parse', '--absolute-git-dir'])).trim(), PRIVATE_DIR);
+      removeAbandoned(this.privateDir);
     })().catch((e) => {
       this.prepared = undefined;
       throw e;
@@ -104,32 +127,45 @@ export class StateRepo {
     }
   }
 
-  /** The branch's tip, or null when it has no commit yet. */
+  /**
+   * The branch's tip, or null when the branch does not exist yet. Throws (StateRepoError) when
+   * git cannot read the branch.
+   */
   async tip(): Promise<string | null> {
     await this.prepare();
     try {
-      return (await this.git(['rev-parse', '--verify', '--quiet', `${this.ref}^{commit}`])).trim() || null;
-    } catch {
-      return null;
+      return (await this.git(['rev-parse', '--verify', '--quiet', this.ref])).trim() || null;
+    } catch (e) {
+      // --quiet: exit 1 and nothing said is "no such branch"; anything else is git failing.
+      if (e instanceof StateRepoError && e.exitCode === 1 && !e.stderr.trim()) return null;
+      throw new StateRepoError(`git cannot read the branch ${this.branch}: ${gitSaid(e)}`);
     }
   }
 
-  /** A file's text at a revision, or null when it is not there. */
+  /**
+   * A file's text at a revision, or null when the revision has no such file. A file git cannot
+   * read (a corrupt or missing object, git failing) throws a StateRepoError that names the file,
+   * says what git said and what to do: it is never taken for an absent file.
+   */
   async read(file: string, rev: string): Promise<string | null> {
+    const unreadable = (e: unknown) =>
+      new StateRepoError(
+        `git cannot read ${file} at ${rev.slice(0, 7)}: ${gitSaid(e)}. Nothing is committed over it until git can read it: ` +
+          `run \`git fsck\` in ${this.gitDir} to see what is damaged, then fetch the branch again or commit the file anew`,
+      );
+    let entry: string;
     try {
-      return await this.git(['show', `${rev}:${file}`]);
-    } catch {
-      return null;
+      entry = await this.git(['ls-tree', '-z', rev, '--', file]);
+    } catch (e) {
+      throw unreadable(e);
     }
-  }
-
-  /** The files directly in a folder at a revision. */
-  async list(folder: string, rev: string): Promise<string[]> {
+    const m = /^\d+ (\w+) ([0-9a-f]+)\t/.exec(entry);
+    if (!m) return null;
+    if (m[1] !== 'blob') throw unreadable(new Error(`${file} is a ${m[1]}, not a file`));
     try {
-      const out = await this.git(['ls-tree', '--name-only', `${rev}:${folder}`]);
-      return out.split('\n').filter(Boolean);
-    } catch {
-      return [];
+      return await this.git(['cat-file', 'blob', m[2]]);
+    } catch (e) {
+      throw unreadable(e);
     }
   }
 
@@ -137,13 +173,13 @@ export class StateRepo {
   async log(file: string, limit = 20): Promise<StateCommit[]> {
     const tip = await this.tip();
     if (!tip) return [];
-    const out = await this.git(['log', `-${limit}`, '--format=%H%x1f%s%x1f%an%x1f%cI', tip, '--', file]);
+    const out = await this.git(['log', `-${limit}`, '--format=%H%x1f%P%x1f%s%x1f%an%x1f%cI', tip, '--', file]);
     return out
       .split('\n')
       .filter(Boolean)
       .map((l) => {
-        const [sha, subject, author, date] = l.split('\x1f');
-        return { sha, subject, author, date };
+        const [sha, parents, subject, author, date] = l.split('\x1f');
+        return { sha, parent: parents.split(' ')[0] || null, subject, author, date };
       });
   }
 
@@ -167,7 +203,9 @@ export class StateRepo {
       const parent = await this.tip();
       const current = parent ? await this.read(req.file, parent) : null;
       if (current === req.text) return null;
-      const index = path.join(os.tmpdir(), `conveyor-state-index-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+      await this.prepare();
+      fs.mkdirSync(this.privateDir, { recursive: true });
+      const index = path.join(this.privateDir, `index-${process.pid}-${++this.indexes}`);
       const env = { GIT_INDEX_FILE: index };
       try {
         if (parent) await this.git(['read-tree', parent], { env });
@@ -198,12 +236,17 @@ export class StateRepo {
         try {
           await this.git(['update-ref', '-m', 'conveyor: desired state', this.ref, commit, parent ?? '0'.repeat(40)]);
         } catch (e) {
-          if (attempt < 3 && !this.remote) continue;
+          if (attempt < 3 && !this.remote) {
+            // A lock may be a concurrent git's, gone in a moment; one left behind is reported below.
+            if (isLocked(e)) await new Promise((r) => setTimeout(r, 200));
+            continue;
+          }
           if (!this.remote) throw e;
         }
         return commit;
       } finally {
         fs.rmSync(index, { force: true });
+        fs.rmSync(`${index}.lock`, { force: true });
       }
     }
   }
@@ -226,6 +269,43 @@ function authorOf(actor: string): { name: string; email: string } {
   return { name, email: `${user}@localhost` };
 }
 
+/** What git said in the end: its last line (the "fatal:" one), or the error's message. */
+function gitSaid(e: unknown): string {
+  const lines = e instanceof StateRepoError ? e.stderr.trim().split('\n').filter(Boolean) : [];
+  return lines.length ? lines[lines.length - 1].trim() : (e as Error).message;
+}
+
+const LOCKED = /Unable to create '([^']+\.lock)': File exists/;
+
+function isLocked(e: unknown): boolean {
+  return e instanceof StateRepoError && LOCKED.test(e.stderr);
+}
+
+/** Removes the private indexes of agents that are gone (stopped while they committed). */
+function removeAbandoned(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^index-(\d+)-/.exec(name)?.[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function run(cwd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', args, {
@@ -239,8 +319,14 @@ function run(cwd: string, args: string[], opts: { input?: string; env?: Record<s
     child.stderr.on('data', (b: Buffer) => errOut.push(b));
     child.on('error', (e) => reject(new StateRepoError(`git ${args[0]}: ${e.message}`)));
     child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString());
-      else reject(new StateRepoError(`git ${args[0]} failed (exit ${code}): ${Buffer.concat(errOut).toString().trim() || 'no output'}`));
+      if (code === 0) return resolve(Buffer.concat(out).toString());
+      const said = Buffer.concat(errOut).toString();
+      const lock = LOCKED.exec(said)?.[1];
+      const message = lock
+        ? `git ${args[0]} failed: ${lock} exists, so git cannot change the repository. Another git may be running in it; if none is, ` +
+          `one was stopped and left the lock behind: remove ${lock} and try again`
+        : `git ${args[0]} failed (exit ${code}): ${said.trim() || 'no output'}`;
+      reject(new StateRepoError(message, code, said));
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');

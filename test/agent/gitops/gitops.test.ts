@@ -157,6 +157,50 @@ describe('gitops: desired state in git', function () {
     }
   });
 
+  it('a state file git cannot read is reported, never committed over, and a deploy fails clearly; repaired, it is applied', async () => {
+    const before = agent.store.deployments('staging', 1)[0].id;
+    // Someone's change lands whose object is corrupt on disk (a bad disk, a bad copy).
+    const text = repo.git('show', 'conveyor/state:environments/staging.yml').replace('GREETING: from-config', 'GREETING: unreadable');
+    const index = repo.path('.git', 'test-index');
+    const git = (args: string[], input?: string) => execFileSync('git', args, { cwd: repo.dir, env: { ...process.env, GIT_INDEX_FILE: index }, input, encoding: 'utf8' }).trim();
+    git(['read-tree', 'conveyor/state']);
+    const blob = git(['hash-object', '-w', '--stdin'], text);
+    git(['update-index', '--add', '--cacheinfo', `100644,${blob},environments/staging.yml`]);
+    const commit = git(['commit-tree', git(['write-tree']), '-p', 'conveyor/state', '-m', 'Greet from an unreadable object']);
+    fs.rmSync(index);
+    const object = repo.path('.git', 'objects', blob.slice(0, 2), blob.slice(2));
+    const good = fs.readFileSync(object);
+    fs.chmodSync(object, 0o644);
+    fs.writeFileSync(object, 'not a zlib stream');
+    git(['update-ref', 'refs/heads/conveyor/state', commit]);
+    await until(() => /git cannot read environments\/staging\.yml/.test(sync()?.error?.message ?? ''), 'the unreadable file reported');
+    const info = sync()!;
+    assert.match(info.error!.message, new RegExp(`^git cannot read environments/staging\\.yml at ${commit.slice(0, 7)}: fatal: .*corrupt.*git fsck.*; the last valid desired state stays live$`));
+    assert.equal(info.revision, commit);
+    assert.equal(info.sync, 'Synced');
+    // A deploy must commit first: it fails and says why, and changes nothing.
+    const r = agent.deployer.rollback('staging', undefined, 'tester (test)');
+    assert.ok(r.ok);
+    const d = await r.value.done;
+    assert.equal(d.status, 'failed');
+    assert.match(d.reason ?? '', /^could not commit the desired state to git, so nothing was changed: git cannot read environments\/staging\.yml/);
+    await agent.reconciler!.checkAll();
+    assert.equal(repo.git('rev-parse', 'conveyor/state').trim(), commit, 'nothing was committed over the unreadable file');
+    assert.equal(await served(), 'from-config');
+    assert.ok(agent.store.deployments('staging', 2).every((x) => x.id === d.id || x.id === before), 'nothing else was deployed');
+    // The object repaired in place (the branch does not move): read and applied.
+    fs.writeFileSync(object, good);
+    await until(async () => sync()?.error === null && (await served()) === 'unreadable', 'the repaired state applied');
+    assert.equal(repo.git('rev-parse', 'conveyor/state').trim(), commit);
+    const checkout = new StateCheckout(repo.dir);
+    try {
+      checkout.edit('environments/staging.yml', (t) => t.replace('GREETING: unreadable', 'GREETING: from-config'), 'Greet from config again');
+      await until(async () => (await served()) === 'from-config' && sync()?.sync === 'Synced', 'back to from-config');
+    } finally {
+      checkout.dispose();
+    }
+  });
+
   it('paused, a change in git is reported and not applied; "Preview sync" shows it and "Sync now" applies it', async () => {
     const paused = await agent.reconciler!.setPaused('staging', true);
     assert.ok(paused.ok && paused.value.paused);
