@@ -33,7 +33,10 @@ export interface TrafficSwitchOptions {
   publicPort: number;
   /** Default 127.0.0.1: the switch serves this machine only. */
   host?: string;
-  /** Where connections go at first (host:port); null: none yet (connections wait, then fail). */
+  /**
+   * Where connections go at first (host:port); null: none yet (a port held before any release is
+   * live): HTTP requests are answered 503, other connections are closed.
+   */
   upstream?: string | null;
   /** For messages: the environment the switch serves. */
   environment?: string;
@@ -57,7 +60,7 @@ export interface SwitchStats {
   requests: number;
   /** Connections piped as bytes (anything that is not HTTP/1). */
   tcp: number;
-  /** Requests answered 502 and connections closed because no upstream answered. */
+  /** Requests answered 502 (503: no upstream set) and connections closed because no upstream answered. */
   failed: number;
   /** Upstream connections open now, by upstream address. */
   upstreams: Record<string, number>;
@@ -272,6 +275,11 @@ export class TrafficSwitch implements IDisposable {
   /** Pipes a connection as bytes to the current upstream; it stays there until it closes. */
   private async pipeBytes(client: net.Socket, first: Buffer): Promise<void> {
     this.counters.tcp++;
+    if (this.current === null) {
+      this.counters.failed++;
+      client.destroy();
+      return;
+    }
     const up = await this.dial();
     if ('error' in up) {
       this.counters.failed++;
@@ -287,6 +295,11 @@ export class TrafficSwitch implements IDisposable {
 
   private forwardRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.counters.requests++;
+    if (this.current === null) {
+      this.counters.failed++;
+      answerNotLive(res, this.environment);
+      return;
+    }
     void this.dial().then((up) => {
       if ('error' in up) {
         this.counters.failed++;
@@ -329,6 +342,11 @@ export class TrafficSwitch implements IDisposable {
   }
 
   private forwardUpgrade(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
+    if (this.current === null) {
+      this.counters.failed++;
+      if (client.writable) client.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     void this.dial().then((up) => {
       if ('error' in up) {
         this.counters.failed++;
@@ -395,9 +413,10 @@ export class TrafficSwitch implements IDisposable {
 }
 
 /**
- * The agent's switches, one per environment: `route` (RuntimeServices.route) creates the switch
- * on first use and moves it when the environment's public port changes; `drain` and `close` are
- * what a runtime needs to retire an instance and to remove an environment.
+ * The agent's switches, one per environment: `hold` listens on a public port as soon as it is
+ * allocated, `route` (RuntimeServices.route) points it at a release (creating the switch when the
+ * port was not held) and moves it when the environment's public port changes; `drain` and `close`
+ * are what a runtime needs to retire an instance and to remove an environment.
  */
 export class SwitchBoard implements IDisposable {
   private readonly switches = new Map<string, TrafficSwitch>();
@@ -419,9 +438,7 @@ export class SwitchBoard implements IDisposable {
         existing.setUpstream(upstream);
         return;
       }
-      for (const [other, sw] of this.switches) {
-        if (other !== environment && sw.publicPort === publicPort) throw new PortInUseError(publicPort, sw.host, environment, other);
-      }
+      this.checkShared(environment, publicPort);
       const sw = await TrafficSwitch.listen({ ...this.opts, publicPort, upstream, environment });
       this.switches.set(environment, sw);
       if (existing) {
@@ -437,13 +454,49 @@ export class SwitchBoard implements IDisposable {
     });
   }
 
+  /**
+   * Listens on the environment's public port before any release is routed to it, so the port is
+   * the environment's from the moment it is chosen: no other program (nor a container Docker
+   * publishes on a port of the same ephemeral range) can take it before the first deploy routes
+   * to it. Until then HTTP requests are answered 503. `publicPort` 0 lets the kernel pick a free
+   * port, never one in `avoid` nor one handed out to an instance in the last minute. Resolves
+   * the port the environment's switch listens on: the one it had already, when it has one.
+   */
+  hold(environment: string, publicPort: number, avoid: ReadonlySet<number> = new Set()): Promise<number> {
+    return this.serialize(environment, async () => {
+      const existing = this.switches.get(environment);
+      if (existing) return existing.publicPort;
+      if (this.disposed) throw new Error('the agent is stopping: no port is held any more');
+      if (publicPort) this.checkShared(environment, publicPort);
+      const unwanted: TrafficSwitch[] = [];
+      try {
+        for (let i = 0; ; i++) {
+          const sw = await TrafficSwitch.listen({ ...this.opts, publicPort, upstream: null, environment });
+          if (!publicPort && i < 20 && (avoid.has(sw.publicPort) || this.handedOut(sw.publicPort))) {
+            // Kept listening until a good one is found, so the kernel picks another.
+            unwanted.push(sw);
+            continue;
+          }
+          if (this.disposed) {
+            sw.dispose();
+            throw new Error('the agent is stopping: no port is held any more');
+          }
+          this.switches.set(environment, sw);
+          return sw.publicPort;
+        }
+      } finally {
+        for (const sw of unwanted) sw.dispose();
+      }
+    });
+  }
+
   /** See TrafficSwitch.drain; true at once when the environment has no switch. */
   drain(environment: string, upstream: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const sw = this.switches.get(environment);
     return sw ? sw.drain(upstream, timeoutMs, signal) : Promise.resolve(true);
   }
 
-  /** Stops serving the environment's public port. */
+  /** Stops serving the environment's public port, and lets it go. */
   close(environment: string): void {
     const sw = this.switches.get(environment);
     this.switches.delete(environment);
@@ -469,6 +522,19 @@ export class SwitchBoard implements IDisposable {
         return port;
       }
     }
+  }
+
+  /** Another environment's switch listens on the port. */
+  private checkShared(environment: string, publicPort: number): void {
+    for (const [other, sw] of this.switches) {
+      if (other !== environment && sw.publicPort === publicPort) throw new PortInUseError(publicPort, sw.host, environment, other);
+    }
+  }
+
+  /** The port was handed out to an instance in the last minute. */
+  private handedOut(port: number): boolean {
+    const at = this.recentPorts.get(port);
+    return at !== undefined && Date.now() - at <= 60_000;
   }
 
   dispose(): void {
@@ -604,6 +670,12 @@ function answerBadGateway(res: http.ServerResponse, environment: string | undefi
   }
   const text = `conveyor: no instance of ${environment ? `environment "${environment}"` : 'the environment'} answered (${why})\n`;
   res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function answerNotLive(res: http.ServerResponse, environment: string | undefined): void {
+  const text = `conveyor: no release is live in ${environment ? `environment "${environment}"` : 'the environment'} yet: deploy one to it\n`;
+  res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 

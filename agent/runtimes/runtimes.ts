@@ -63,19 +63,31 @@ export class Runtimes implements IDisposable {
   /**
    * The environment's public port: the configured one, else one allocated the first time and kept
    * in the history, so the URL stays the same across deploys and restarts, with no two
-   * environments on one port.
+   * environments on one port. An allocated port is held by the switchboard from then on
+   * (SwitchBoard.hold), so nothing else takes it before a release is routed to it. Kubernetes
+   * environments are reached through the cluster's Service: their port is not served here, so
+   * it is not held.
    */
   async publicPort(env: EnvironmentConfig): Promise<number> {
     if (env.port) return env.port;
     const key = `port:${env.name}`;
+    const served = env.runtime !== 'kubernetes';
     const kept = this.opts.store.getMeta(key);
-    if (kept) return Number(kept);
+    if (kept) {
+      if (served) await this.switchboard.hold(env.name, Number(kept));
+      return Number(kept);
+    }
     const taken = new Set<number>();
     for (const row of this.opts.store.database.prepare("SELECT value FROM meta WHERE key LIKE 'port:%'").all() as { value: string }[]) {
       taken.add(Number(row.value));
     }
-    let port = await this.switchboard.allocatePort();
-    while (taken.has(port)) port = await this.switchboard.allocatePort();
+    let port: number;
+    if (served) {
+      port = await this.switchboard.hold(env.name, 0, taken);
+    } else {
+      port = await this.switchboard.allocatePort();
+      while (taken.has(port)) port = await this.switchboard.allocatePort();
+    }
     this.opts.store.setMeta(key, String(port));
     return port;
   }

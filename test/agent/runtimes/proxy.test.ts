@@ -313,4 +313,49 @@ describe('SwitchBoard', function () {
       green.close();
     }
   });
+
+  it('holds an environment\'s public port from allocation: 503 until a release is routed to it, then it serves; let go when closed', async () => {
+    const board = new SwitchBoard();
+    const blue = await new Upstream('blue').start();
+    const holder = net.createServer();
+    try {
+      const port = await board.hold('staging', 0);
+      // Nothing else can take it, though no release is live yet.
+      const taken = await new Promise<boolean>((resolve) => {
+        const other = net.createServer();
+        other.once('error', () => resolve(true));
+        other.listen(port, '127.0.0.1', () => other.close(() => resolve(false)));
+      });
+      assert.ok(taken, `127.0.0.1:${port} is held`);
+      const early = await get(port, '/');
+      assert.equal(early.status, 503);
+      assert.match(early.body, /no release is live in environment "staging" yet/);
+      const c = await dial(port);
+      c.socket.write('\x00\x01 not http\r\n');
+      await c.closed;
+      assert.equal(await board.hold('staging', 0), port, 'held once per environment');
+
+      await board.route('staging', port, blue.addr);
+      assert.equal((await get(port, '/')).body, 'blue');
+
+      // A given port: held as well, and not one another environment holds, nor another program.
+      const fixed = await freePort();
+      assert.equal(await board.hold('production', fixed), fixed);
+      assert.equal((await get(fixed, '/')).status, 503);
+      await assert.rejects(board.hold('qa', fixed), /port \d+ on 127\.0\.0\.1 already serves environment "production"/);
+      await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+      const busy = (holder.address() as net.AddressInfo).port;
+      await assert.rejects(board.hold('qa', busy), (e: Error) => e instanceof PortInUseError && /in use by another program, so environment "qa"/.test(e.message));
+
+      board.close('staging');
+      await assert.rejects(get(port, '/'), /ECONNREFUSED/);
+      board.dispose();
+      await assert.rejects(get(fixed, '/'), /ECONNREFUSED/);
+      await assert.rejects(board.hold('staging', 0), /the agent is stopping/);
+    } finally {
+      board.dispose();
+      blue.close();
+      holder.close();
+    }
+  });
 });
