@@ -370,7 +370,7 @@ export class Agent {
     }
   }
 
-  /** Stops triggers, interrupts runs in flight, closes the API and the store. */
+  /** Stops triggers, interrupts runs and deployments in flight, closes the API and the store. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -383,7 +383,8 @@ export class Agent {
     this.develop = undefined;
     await develop?.close();
     await this.engine.shutdown();
-    this.deployer.dispose();
+    // Before the store closes: deployments in flight are stopped and left for the next start.
+    await this.deployer.stop();
     this.alerts.dispose();
     this.runtimes.dispose();
     await this.server.close();

@@ -103,9 +103,13 @@ export class Deployer implements IDisposable {
   private readonly waiters = new Map<number, Waiter>();
   private readonly health = new Map<string, HealthStatus>();
   private readonly watches = new Map<string, IDisposable>();
+  /** Each deployment not yet ended, by id: what stops its runtime, and its end. */
+  private readonly inFlight = new Map<number, { stop: AbortController; done: Promise<DeploymentInfo> }>();
   private nextDeployment: number;
   private nextApproval: number;
   private disposed = false;
+  /** The agent is stopping: nothing more is recorded for the deployments in flight. */
+  private stopping = false;
 
   constructor(private readonly opts: DeployerOptions) {
     this.nextDeployment = opts.store.nextDeploymentId();
@@ -348,12 +352,19 @@ export class Deployer implements IDisposable {
       finishedAt: null,
     };
     const emit = (patch: Partial<DeploymentInfo>) => {
+      // Once the agent stops, the history keeps the deployment as it was: the next start ends it.
+      if (this.stopping) return { ...d, ...patch };
       d = { ...d, ...patch };
       this.opts.store.append({ type: 'deployment.changed', deployment: d });
       return d;
     };
     const queued = emit({});
-    return { deployment: queued, done: this.proceed(env, release, trigger, req, () => d, emit) };
+    const stop = new AbortController();
+    const done = this.proceed(env, release, trigger, req, () => d, emit, stop.signal);
+    this.inFlight.set(d.id, { stop, done });
+    const forget = () => this.inFlight.delete(queued.id);
+    void done.then(forget, forget);
+    return { deployment: queued, done };
   }
 
   private async proceed(
@@ -363,6 +374,7 @@ export class Deployer implements IDisposable {
     req: Pick<DeployRequest, 'requestedBy' | 'runId' | 'stage' | 'signal' | 'onWaiting' | 'onProgress'>,
     current: () => DeploymentInfo,
     emit: (patch: Partial<DeploymentInfo>) => DeploymentInfo,
+    signal: AbortSignal,
   ): Promise<DeploymentInfo> {
     const d = current();
     // The approval gate: continuous delivery waits for a person; rollbacks do not.
@@ -394,6 +406,7 @@ export class Deployer implements IDisposable {
       req.signal?.addEventListener('abort', onAbort, { once: true });
       const decision = await waiter.decided.promise;
       req.signal?.removeEventListener('abort', onAbort);
+      if (this.stopping) return stoppedDuring(current());
       req.onWaiting?.(null);
       if (decision === 'rejected') {
         const decided = this.opts.store.getApproval(approval.id);
@@ -413,13 +426,15 @@ export class Deployer implements IDisposable {
     await previous;
     queue.splice(queue.findIndex((q) => q.id === d.id), 1);
     try {
+      if (this.stopping) return stoppedDuring(current());
       if (req.signal?.aborted) return emit({ status: 'cancelled', finishedAt: new Date().toISOString(), reason: 'the run was cancelled' });
-      return await this.apply(env, release, current(), emit, req.onProgress);
+      const ended = await this.apply(env, release, current(), emit, req.onProgress, signal);
+      return this.stopping ? stoppedDuring(current()) : ended;
     } finally {
       this.current.delete(env.name);
       done.resolve();
       if (this.locks.get(env.name) === mine) this.locks.delete(env.name);
-      this.opts.desired?.settled(env.name);
+      if (!this.stopping) this.opts.desired?.settled(env.name);
     }
   }
 
@@ -428,12 +443,14 @@ export class Deployer implements IDisposable {
     release: Release,
     d: DeploymentInfo,
     emit: (patch: Partial<DeploymentInfo>) => DeploymentInfo,
-    onProgress?: (message: string) => void,
+    onProgress: ((message: string) => void) | undefined,
+    signal: AbortSignal,
   ): Promise<DeploymentInfo> {
     const live = this.liveRelease(env.name);
     d = emit({ status: 'running', startedAt: new Date().toISOString(), fromRelease: live?.number ?? null });
     this.current.set(env.name, d);
     const progress = (message: string) => {
+      if (this.stopping) return;
       this.opts.store.append({ type: 'deployment.progress', deploymentId: d.id, environment: env.name, message });
       onProgress?.(message);
     };
@@ -452,15 +469,18 @@ export class Deployer implements IDisposable {
         return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `could not commit the desired state to git, so nothing was changed: ${(e as Error).message}` });
       }
     }
+    if (this.stopping) return d;
     progress(`deploying ${env.name}@${release.number} (${shortDigest(release.artifact.digest)}) with ${env.strategy} on ${env.runtime}`);
     let result;
     try {
-      result = await runtime.value.apply(desired, env.strategy, { progress, signal: new AbortController().signal });
+      result = await runtime.value.apply(desired, env.strategy, { progress, signal });
     } catch (e) {
+      if (this.stopping) return d;
       reportUnexpected(e);
       await this.opts.desired?.revert(release, live, `${env.runtime} runtime error`, d).catch(reportUnexpected);
       return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${env.runtime} runtime error: ${(e as Error).message}` });
     }
+    if (this.stopping) return d;
     this.watch(env, runtime.value);
     if (result.ok) {
       progress(`${env.name}@${release.number} is live and healthy at http://127.0.0.1:${desired.publicPort}`);
@@ -612,6 +632,23 @@ export class Deployer implements IDisposable {
     return out;
   }
 
+  /**
+   * For an agent that stops: each deployment in flight is told to stop (the signal its runtime
+   * got aborts) and waited for, up to `timeoutMs`. Nothing more is recorded for them: one that
+   * ran stays running in the history until the next start's recover() marks it failed and brings
+   * the environment back to its live release. Their promises resolve, whenever their runtime
+   * returns, with the deployment as it will be recorded then; they never reject.
+   */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    const all = [...this.inFlight.values()];
+    for (const f of all) f.stop.abort();
+    this.dispose();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(all.map((f) => f.done)), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
   dispose(): void {
     this.disposed = true;
     for (const w of this.watches.values()) w.dispose();
@@ -621,6 +658,11 @@ export class Deployer implements IDisposable {
       w.decided.resolve('rejected');
     }
   }
+}
+
+/** A deployment the agent stopped during, as the next start records it (Deployer.recover). */
+function stoppedDuring(d: DeploymentInfo): DeploymentInfo {
+  return { ...d, status: 'failed', finishedAt: new Date().toISOString(), reason: 'the agent stopped during this deployment' };
 }
 
 function shortDigest(digest: string): string {

@@ -90,6 +90,7 @@ export class Reconciler implements DesiredStateRecorder, IDisposable {
   private imageTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private fullTimer: NodeJS.Timeout | undefined;
+  private readonly ticks = new Set<Promise<void>>();
   private disposed = false;
 
   constructor(private readonly opts: ReconcilerOptions) {}
@@ -101,12 +102,17 @@ export class Reconciler implements DesiredStateRecorder, IDisposable {
   }
 
   /** Image update automation: looks at each environment's registry repository on its interval. */
-  private async images(): Promise<void> {
+  private images(): Promise<void> {
+    return this.tick(() => this.imagesOnce());
+  }
+
+  private async imagesOnce(): Promise<void> {
     if (this.disposed) return;
     clearTimeout(this.imageTimer);
     let next = 60_000;
     try {
       for (const env of this.opts.deployer.environments()) {
+        if (this.disposed) return;
         if (!env.imageUpdate) continue;
         next = Math.min(next, env.imageUpdate.intervalMs);
         const last = this.imageLooked.get(env.name) ?? 0;
@@ -158,11 +164,16 @@ Previous: ${previous}`, 'Conveyor (image update)');
 
   /** Compares every environment now. */
   async checkAll(): Promise<void> {
+    if (this.disposed) return;
     this.ensureWatches();
     await Promise.all(this.opts.deployer.environments().map((e) => this.check(e.name)));
   }
 
-  private async full(): Promise<void> {
+  private full(): Promise<void> {
+    return this.tick(() => this.fullOnce());
+  }
+
+  private async fullOnce(): Promise<void> {
     if (this.disposed) return;
     clearTimeout(this.fullTimer);
     try {
@@ -175,7 +186,22 @@ Previous: ${previous}`, 'Conveyor (image update)');
     }
   }
 
-  private async poll(): Promise<void> {
+  private poll(): Promise<void> {
+    return this.tick(() => this.pollOnce());
+  }
+
+  /** Runs one timer's pass; close() waits for the passes in flight. */
+  private async tick(pass: () => Promise<void>): Promise<void> {
+    const p = pass();
+    this.ticks.add(p);
+    try {
+      await p;
+    } finally {
+      this.ticks.delete(p);
+    }
+  }
+
+  private async pollOnce(): Promise<void> {
     if (this.disposed) return;
     try {
       if (!this.opts.repo.remote) {
@@ -583,7 +609,7 @@ Previous: ${previous}`, 'Conveyor (image update)');
   /** Stops looking and waits for the looks in flight. */
   async close(): Promise<void> {
     this.dispose();
-    await Promise.all([...this.running.values()]);
+    await Promise.all([...this.ticks, ...this.running.values()]);
   }
 
   dispose(): void {
