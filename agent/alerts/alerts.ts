@@ -22,6 +22,10 @@ const META = 'alerts';
 const KEEP = 500;
 const SEVERITY = ['low', 'moderate', 'high', 'critical'] as const;
 
+/** The longest snooze: a year, well inside what a date can hold. */
+export const MAX_SNOOZE_MS = 8760 * 3_600_000;
+export const MAX_SNOOZE_TEXT = '8760h (365 days)';
+
 function seconds(ms: number): string {
   return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -65,11 +69,12 @@ export class Alerts implements IDisposable {
     return this.alerts.get(id);
   }
 
-  /** Quiet until `until`: repeats count on it without telling anyone. */
+  /** Quiet for `forMs` (at most MAX_SNOOZE_MS): repeats count on it without telling anyone. */
   snooze(id: number, forMs: number, by: string): Result<Alert, ApiError> {
     const a = this.alerts.get(id);
     if (!a) return err({ error: `no alert #${id}`, fix: 'conveyor alerts lists them' });
     if (a.status === 'resolved') return err({ error: `alert #${id} is already resolved` });
+    if (!(forMs > 0 && forMs <= MAX_SNOOZE_MS)) return err({ error: `a snooze lasts more than 0 and at most ${MAX_SNOOZE_TEXT}, not ${forMs} ms`, fix: 'e.g. 1h or 24h' });
     return ok(this.change({ ...a, status: 'snoozed', snoozedUntil: new Date(Date.now() + forMs).toISOString() }, `snoozed by ${by}`));
   }
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Deployer } from '../deploy/deployer';
 import { actor } from '../deploy/deployer';
@@ -13,7 +14,7 @@ import { PROTOCOL_VERSION } from '../protocol';
 import { stageLogFolder, stepLogName } from '../steps/executor';
 import type { Store } from '../store/store';
 import type { IDisposable, Result } from '../util/lifecycle';
-import type { Alerts } from '../alerts/alerts';
+import { MAX_SNOOZE_MS, MAX_SNOOZE_TEXT, type Alerts } from '../alerts/alerts';
 import { productionEnvironment, type Metrics } from '../metrics/metrics';
 import { durationToMs } from '../config/duration';
 import type { Reconciler } from '../gitops/reconciler';
@@ -264,6 +265,7 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     const body = objectBody(req.body, ['for', 'via']);
     const forMs = body.for === undefined ? 3_600_000 : typeof body.for === 'string' || typeof body.for === 'number' ? durationToMs(body.for) : undefined;
     if (forMs === undefined || forMs <= 0) throw bad('"for" must be a duration such as 30m, 1h or 24h', 'e.g. {"for": "1h"}');
+    if (forMs > MAX_SNOOZE_MS) throw bad(`"for" must be at most ${MAX_SNOOZE_TEXT}, not ${JSON.stringify(body.for).slice(0, 40)}`, 'e.g. {"for": "24h"}; resolve an alert that no longer matters');
     const result = api.alerts.snooze(alertId(String(req.params.id)), forMs, actor(via(body)));
     if (!result.ok) throw new HttpError(404, result.error);
     res.json(result.value);
@@ -337,10 +339,7 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://x');
     const verdict = checkRequest(req, token, boundPort, { allowQueryToken: true });
-    const refuse = (status: number, error: string) => {
-      const body = JSON.stringify({ error } satisfies ApiError);
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    };
+    const refuse = (status: number, error: string) => socket.end(rawAnswer(status, { error }));
     if (verdict.status !== 200) return refuse(verdict.status, verdict.error!);
     if (url.pathname !== '/api/events') return refuse(404, `no WebSocket at ${url.pathname}; use /api/events`);
     const sinceText = url.searchParams.get('since');
@@ -362,6 +361,39 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
     });
   });
 
+  // A request Node's HTTP parser refuses (an unknown method, a head over its size limit, one not
+  // received in time) never reaches the routes: it is answered here, with JSON like every other
+  // refusal. The socket is then half-closed and read to its end, so that the client reads the
+  // answer instead of a reset under what it is still sending; it is destroyed at the latest after
+  // REFUSED_LINGER_MS. Node reports each further chunk of a refused socket again: those are dropped.
+  // The answer under way on each socket, which an answer written straight to it must not cut into.
+  const responding = new WeakMap<Duplex, http.ServerResponse>();
+  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    responding.set(req.socket, res);
+    res.once('close', () => {
+      if (responding.get(req.socket) === res) responding.delete(req.socket);
+    });
+  });
+  const refused = new Set<Duplex>();
+  server.on('clientError', (error: ParserError, socket: Duplex) => {
+    try {
+      if (refused.has(socket)) return;
+      // No socket to answer on, or an answer already on the wire that ours would corrupt.
+      if (!socket.writable || responding.get(socket)?.headersSent) {
+        socket.destroy();
+        return;
+      }
+      refused.add(socket);
+      socket.once('close', () => refused.delete(socket));
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+      const [status, body] = parserRefusal(error);
+      // A HEAD is answered without the body: a client reads none, and would take it for the next answer.
+      socket.end(rawAnswer(status, body, error.rawPacket?.toString('latin1', 0, 5) === 'HEAD '));
+    } catch {
+      socket.destroy();
+    }
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => {
@@ -373,11 +405,45 @@ export async function startServer(api: AgentApi, token: string, port = 0): Promi
 
   const close = async () => {
     for (const c of wss.clients) c.terminate();
+    for (const s of refused) s.destroy();
     wss.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return { port: boundPort, close, dispose: () => void close() };
+}
+
+/** How long a refused request's socket stays open for the client to read the answer. */
+const REFUSED_LINGER_MS = 2000;
+
+/** An error of Node's HTTP parser, as 'clientError' gives it (the HPE_ codes are llhttp's). */
+type ParserError = Error & { code?: string; reason?: string; bytesParsed?: number; rawPacket?: Buffer };
+
+/** The answer to a request Node's HTTP parser refused: the status Node would give, and why. */
+function parserRefusal(error: ParserError): [number, ApiError] {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, { error: `the request's address and headers are longer than ${Math.floor(http.maxHeaderSize / 1024)} KiB`, fix: 'shorten the address; no query value of the API needs to be this long' }];
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return [413, { error: 'the chunk extensions of the request body are too long', fix: 'send the body with Content-Length' }];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, { error: 'the request was not received in time', fix: 'send the whole request at once' }];
+    case 'HPE_INVALID_METHOD': {
+      // The method is the word the error is in: at the start of the line it is on.
+      const raw = error.rawPacket?.toString('latin1') ?? '';
+      const line = raw.slice(raw.lastIndexOf('\n', Math.min(error.bytesParsed ?? 0, raw.length) - 1) + 1);
+      const method = /^[\w!#$%&'*+.^`|~-]{1,20}(?= )/.exec(line)?.[0];
+      return [400, { error: method ? `"${method}" is not an HTTP method the agent knows` : 'the request does not start with an HTTP method', fix: 'the API takes GET, POST and DELETE' }];
+    }
+    default:
+      return [400, { error: `the request is not valid HTTP: ${error.reason ?? error.message}`.slice(0, 200) }];
+  }
+}
+
+/** A whole answer written straight to a socket, where there is no response object: JSON, then close. */
+function rawAnswer(status: number, body: ApiError, headOnly = false): string {
+  const text = JSON.stringify(body);
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${headOnly ? '' : text}`;
 }
 
 function bad(error: string, fix?: string): HttpError {
@@ -452,12 +518,27 @@ function parseStartRequest(body: unknown): StartRunRequest {
     if (body.trigger !== 'manual' && body.trigger !== 'api') throw bad('"trigger" must be "manual" or "api"');
     out.trigger = body.trigger;
   }
-  if (body.tests !== undefined) {
-    const ok = Array.isArray(body.tests) && body.tests.length <= 5000 && body.tests.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 1000 && !t.startsWith('/') && !t.split('/').includes('..'));
-    if (!ok) throw bad('"tests" must be a list of test files relative to the workspace', 'e.g. {"tests": ["test/math.test.js"]}');
-    out.tests = body.tests as string[];
-  }
+  if (body.tests !== undefined) out.tests = testFiles(body.tests);
   return out;
+}
+
+/** The most test files one run may be asked for, and the longest path of one. */
+const MAX_TESTS = 5000;
+const MAX_TEST_PATH = 1000;
+
+/** A start request's "tests": workspace-relative paths of test files, within the bounds above. */
+function testFiles(tests: unknown): string[] {
+  const example = 'e.g. {"tests": ["test/math.test.js"]}';
+  if (!Array.isArray(tests)) throw bad('"tests" must be a list of test files relative to the workspace', example);
+  if (tests.length > MAX_TESTS) throw bad(`"tests" lists ${tests.length} files; a run takes at most ${MAX_TESTS}`, 'ask for fewer, or leave "tests" out to run the whole stages');
+  for (const [i, t] of tests.entries()) {
+    const item = `"tests"[${i}]`;
+    if (typeof t !== 'string' || t.length === 0) throw bad(`${item} must be a test file path, not ${(JSON.stringify(t) ?? String(t)).slice(0, 40)}`, example);
+    if (t.length > MAX_TEST_PATH) throw bad(`${item} is ${t.length} characters long; a test file path has at most ${MAX_TEST_PATH}`, example);
+    if (/[\u0000-\u001f]/.test(t)) throw bad(`${item} holds a control character: ${JSON.stringify(t.slice(0, 40))}`, example);
+    if (t.startsWith('/') || t.split('/').includes('..')) throw bad(`"tests" must be a list of test files relative to the workspace: ${item} is ${JSON.stringify(t.slice(0, 80))}`, example);
+  }
+  return tests as string[];
 }
 
 /** Streams step logs from their files, one after the other, with a header per step when asked. */

@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import WebSocket from 'ws';
 import type { Agent } from '../../../agent/agent';
 import type { RunDetail, RunSummary, SequencedEvent, ServerMessage } from '../../../agent/protocol';
-import { eventsOf, finished, pipelineYaml, readDiscoveryFile, startAgent, TempRepo, until } from '../../support/fixtures';
+import { eventsOf, finished, pipelineYaml, readDiscoveryFile, startAgent, startRun, TempRepo, until } from '../../support/fixtures';
 
 interface Answer {
   status: number;
@@ -25,6 +26,34 @@ function request(port: number, method: string, route: string, headers: Record<st
     if (body !== undefined) req.end(body);
     else req.end();
   });
+}
+
+/**
+ * Bytes written straight to a socket, as no HTTP client would send them: resolves with everything
+ * the server sent until it closed, and rejects on a reset. `then` writes more once `after` has come.
+ */
+function exchange(port: number, data: string | Buffer, then?: { after: string; data: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(data));
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+      if (then && text.includes(then.after)) {
+        socket.write(then.data);
+        then = undefined;
+      }
+    });
+    socket.on('end', () => socket.end());
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+/** The status and JSON body of the last answer in what `exchange` received. */
+function lastAnswer(text: string): { status: number; headers: string; body: any } {
+  const at = text.lastIndexOf('HTTP/1.1 ');
+  const end = text.indexOf('\r\n\r\n', at);
+  return { status: Number(text.slice(at + 9, at + 12)), headers: text.slice(at, end), body: JSON.parse(text.slice(end + 4)) };
 }
 
 /** Opens a WebSocket and resolves with the HTTP status of the refusal, or 101 when it opens. */
@@ -163,6 +192,60 @@ describe('API', function () {
     assert.equal((await request(port, 'POST', '/api/validate', { ...auth, 'content-type': 'application/json' }, '[]')).status, 400);
   });
 
+  it('answers a "tests" list past its bounds with a 400 that names the item and the limit', async () => {
+    const post = (tests: unknown) => request(port, 'POST', '/api/runs', { ...auth, 'content-type': 'application/json' }, JSON.stringify({ tests }));
+    const tooMany = await post(Array.from({ length: 5001 }, (_, i) => `test/t${i}.test.js`));
+    assert.equal(tooMany.status, 400);
+    assert.equal(tooMany.json().error, '"tests" lists 5001 files; a run takes at most 5000');
+    const tooLong = await post(['test/ok.test.js', `test/${'a'.repeat(4096)}.test.js`]);
+    assert.equal(tooLong.status, 400);
+    assert.equal(tooLong.json().error, '"tests"[1] is 4109 characters long; a test file path has at most 1000');
+    for (const item of [1, null, ['test/a.test.js'], '']) {
+      const notText = await post(['test/ok.test.js', item]);
+      assert.equal(notText.status, 400, JSON.stringify(item));
+      assert.equal(notText.json().error, `"tests"[1] must be a test file path, not ${JSON.stringify(item)}`);
+      assert.equal(notText.json().fix, 'e.g. {"tests": ["test/math.test.js"]}');
+    }
+    // A NUL cannot be passed to a step in $CONVEYOR_TESTS: every stage of the run would fail.
+    for (const item of ['test/a\u0000.test.js', 'test/a.test.js\ntest/b.test.js']) {
+      const control = await post([item]);
+      assert.equal(control.status, 400, JSON.stringify(item));
+      assert.match(control.json().error, /^"tests"\[0\] holds a control character/);
+    }
+    assert.deepEqual(agent.store.listRuns(10), [], 'no run was started');
+  });
+
+  it('answers a request its HTTP parser refuses with JSON saying what was wrong, then closes', async () => {
+    const unknown = lastAnswer(await exchange(port, `FOO /api/health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.headers, /\r\nContent-Type: application\/json\r\n/);
+    assert.match(unknown.headers, /\r\nConnection: close\b/);
+    assert.deepEqual(unknown.body, { error: '"FOO" is not an HTTP method the agent knows', fix: 'the API takes GET, POST and DELETE' });
+    const long = lastAnswer(await exchange(port, `GET /api/runs?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
+    assert.equal(long.status, 431);
+    assert.equal(long.body.error, "the request's address and headers are longer than 16 KiB");
+    // A HEAD gets the headers only, as for every HEAD: a body would be read as the next answer.
+    const head = await request(port, 'HEAD', `/api/runs?x=${'a'.repeat(20_000)}`, auth);
+    assert.equal(head.status, 431);
+    assert.equal(head.body, '');
+    const header = lastAnswer(await exchange(port, `GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nBad Header: x\r\n\r\n`));
+    assert.equal(header.status, 400);
+    assert.equal(header.body.error, 'the request is not valid HTTP: Invalid header token');
+    // The answer is read, not lost to a reset, while the client is still sending a large body.
+    const body = Buffer.alloc(4 * 1024 * 1024, 'x');
+    const withBody = lastAnswer(await exchange(port, Buffer.concat([Buffer.from(`FOO / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: ${body.length}\r\n\r\n`), body])));
+    assert.equal(withBody.status, 400);
+    assert.equal(withBody.body.error, '"FOO" is not an HTTP method the agent knows');
+    // On a kept-alive connection, after an answer was served.
+    const second = await exchange(port, `GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\n\r\n`, {
+      after: '"ok":true',
+      data: `PROPFOO /api/health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`,
+    });
+    assert.match(second, /^HTTP\/1\.1 200 /);
+    assert.deepEqual(lastAnswer(second).body.error, '"PROPFOO" is not an HTTP method the agent knows');
+    assert.equal((await request(port, 'GET', '/api/health', auth)).status, 200);
+  });
+
   it('starts a run, serves its detail, logs and events, and validates unsaved text', async () => {
     const started = await request(port, 'POST', '/api/runs', { ...auth, 'content-type': 'application/json' }, '{}');
     assert.equal(started.status, 201);
@@ -242,5 +325,48 @@ describe('API', function () {
     ws.close();
     assert.equal(messages[0].type, 'hello');
     assert.equal((await request(port, 'GET', '/api/health', auth)).status, 200);
+  });
+});
+
+describe('API: alerts', function () {
+  this.timeout(60_000);
+  let repo: TempRepo;
+  let agent: Agent;
+  let alertId: number;
+  const snooze = (body: string) =>
+    request(agent.port, 'POST', `/api/alerts/${alertId}/snooze`, { authorization: `Bearer ${agent.discovery.token}`, 'content-type': 'application/json' }, body);
+
+  before(async () => {
+    repo = new TempRepo({ 'conveyor.yml': pipelineYaml('- name: broken\n  run: exit 1') });
+    agent = await startAgent(repo);
+    await finished(agent, await startRun(agent, { trigger: 'manual' }));
+    await until(() => agent.alerts.list(false).length > 0, 'the alert of the failed run');
+    alertId = agent.alerts.list(false)[0].id;
+  });
+
+  after(async () => {
+    await agent.stop();
+    repo.dispose();
+  });
+
+  it('answers a snooze longer than a year with a 400 naming the field, the limit and an example', async () => {
+    for (const value of ['"3000000000h"', '1e13', '1e308', '"8761h"']) {
+      const a = await snooze(`{"for": ${value}}`);
+      assert.equal(a.status, 400, `{"for": ${value}}: ${a.body}`);
+      assert.deepEqual(a.json(), { error: `"for" must be at most 8760h (365 days), not ${JSON.stringify(JSON.parse(value))}`, fix: 'e.g. {"for": "24h"}; resolve an alert that no longer matters' });
+    }
+    assert.equal(agent.alerts.get(alertId)?.status, 'open');
+    const year = await snooze('{"for": "8760h"}');
+    assert.equal(year.status, 200, year.body);
+    const snoozedUntil = Date.parse(year.json().snoozedUntil);
+    assert.ok(Math.abs(snoozedUntil - (Date.now() + 8760 * 3_600_000)) < 60_000, year.json().snoozedUntil);
+  });
+
+  it('refuses a snooze no date can hold from any caller, instead of throwing', () => {
+    for (const forMs of [1e20, Infinity, NaN, -1, 0]) {
+      const r = agent.alerts.snooze(alertId, forMs, 'test');
+      assert.equal(r.ok, false, String(forMs));
+      if (!r.ok) assert.match(r.error.error, /^a snooze lasts more than 0 and at most 8760h \(365 days\), not /);
+    }
   });
 });
