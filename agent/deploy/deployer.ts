@@ -14,6 +14,7 @@ import type {
   EnvironmentState,
   SyncInfo,
 } from '../protocol';
+import { Masker } from '../engine/secrets';
 import { sameContent } from '../gitops/state';
 import type { DesiredState, Runtime } from '../runtimes/runtime';
 import type { Store } from '../store/store';
@@ -478,7 +479,8 @@ export class Deployer implements IDisposable {
       if (this.stopping) return d;
       reportUnexpected(e);
       await this.opts.desired?.revert(release, live, `${env.runtime} runtime error`, d).catch(reportUnexpected);
-      return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${env.runtime} runtime error: ${(e as Error).message}` });
+      const why = new Masker(Object.values(desired.secrets)).mask((e as Error).message);
+      return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${env.runtime} runtime error: ${why}` });
     }
     if (this.stopping) return d;
     this.watch(env, runtime.value);
@@ -487,13 +489,16 @@ export class Deployer implements IDisposable {
       this.setHealth(env.name, 'Healthy', release.number);
       return emit({ status: 'succeeded', finishedAt: new Date().toISOString() });
     }
-    const tail = result.log.trim().split('\n').slice(-5).join('\n');
-    if (d.trigger !== 'heal') await this.opts.desired?.revert(release, result.restored ? live : undefined, result.reason, d).catch(reportUnexpected);
+    // What the service printed (and what the runtime says of it) may hold the environment's secrets.
+    const masker = new Masker(Object.values(desired.secrets));
+    const why = masker.mask(result.reason);
+    const tail = masker.mask(result.log.trim().split('\n').slice(-5).join('\n'));
+    if (d.trigger !== 'heal') await this.opts.desired?.revert(release, result.restored ? live : undefined, why, d).catch(reportUnexpected);
     if (result.restored && live) {
       progress(`rolled back: ${env.name}@${live.number} still serves`);
-      return emit({ status: 'rolled_back', finishedAt: new Date().toISOString(), reason: `${result.reason}; ${env.name}@${live.number} still serves${tail ? `\n${tail}` : ''}` });
+      return emit({ status: 'rolled_back', finishedAt: new Date().toISOString(), reason: `${why}; ${env.name}@${live.number} still serves${tail ? `\n${tail}` : ''}` });
     }
-    return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${result.reason}${tail ? `\n${tail}` : ''}` });
+    return emit({ status: 'failed', finishedAt: new Date().toISOString(), reason: `${why}${tail ? `\n${tail}` : ''}` });
   }
 
   /** Follows the runtime's live changes for the environment, as health events. */

@@ -583,7 +583,8 @@ export class Engine {
           attempt,
           cwd,
           env: this.stepEnv(x, stage, attempt, root, secrets),
-          masker,
+          // Stages run side by side: each attempt streams its output through a masker of its own.
+          masker: masker.fork(),
           logDir: logRoot,
           signal: attemptCtl.signal,
           emit: (e) => this.emit(e),
@@ -600,7 +601,7 @@ export class Engine {
         await this.collectReport(x, stage, attempt, reportFile, reportBefore, cwd, root, masker);
       }
       if (outcome.status === 'succeeded' && stage.artifacts.length > 0) {
-        const recorded = await this.recordArtifacts(x, stage, cwd);
+        const recorded = await this.recordArtifacts(x, stage, cwd, masker);
         if (!recorded.ok) outcome = { status: 'failed', message: recorded.error };
       }
       if (outcome.status === 'succeeded' || outcome.status === 'cancelled' || x.cancelled) break;
@@ -724,7 +725,7 @@ export class Engine {
   }
 
   /** Stores each artifact by content (sha256) under .conveyor/artifacts, so it outlives the snapshot. */
-  private async recordArtifacts(x: Execution, stage: StageConfig, cwd: string): Promise<Result<void, string>> {
+  private async recordArtifacts(x: Execution, stage: StageConfig, cwd: string, masker: Masker): Promise<Result<void, string>> {
     const store = path.join(this.opts.conveyorDir, 'artifacts', 'sha256');
     await fsp.mkdir(store, { recursive: true });
     for (const pattern of stage.artifacts) {
@@ -742,7 +743,8 @@ export class Engine {
           await fsp.rename(tmp, target);
         }
         const size = (await fsp.stat(abs)).size;
-        this.emit({ type: 'artifact.recorded', artifact: { runId: x.summary.id, stage: stage.name, kind: 'file', path: rel, digest: `sha256:${hex}`, size } });
+        // A file named after a secret keeps its name on disk; the run's record masks it.
+        this.emit({ type: 'artifact.recorded', artifact: { runId: x.summary.id, stage: stage.name, kind: 'file', path: masker.mask(rel), digest: `sha256:${hex}`, size } });
       }
     }
     return ok(undefined);

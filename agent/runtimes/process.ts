@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Masker } from '../engine/secrets';
 import type { DeployStrategy, HealthCheck, HealthStatus, LiveInstance, LiveState, Release } from '../protocol';
 import { Emitter, toDisposable, type IDisposable } from '../util/lifecycle';
 import { probeOnce, waitHealthy } from './health';
@@ -54,6 +55,8 @@ const LOG_TAIL_LINES = 40;
 const UNTRACKED_DRAIN_MS = 1000;
 /** How many unpacked releases of an environment stay on disk besides those running. */
 const KEEP_UNPACKED = 3;
+/** After an instance exits, how long its log relay may take to write the rest of its output. */
+const RELAY_DRAIN_MS = 1000;
 
 /** One instance as the state file records it. */
 export interface InstanceRecord {
@@ -134,7 +137,8 @@ type Failure = { ok: false; reason: string; log: string; restored: boolean };
  * environment is a few of the agent's variables (INHERITED_ENV), then release.env, then the
  * secrets, then PORT (a port the agent allocated, on which the instance must listen on
  * 127.0.0.1), CONVEYOR_ENVIRONMENT and CONVEYOR_RELEASE. Its output is appended to
- * `<stateDir>/logs/<env>/<release>-<port>.log`.
+ * `<stateDir>/logs/<env>/<release>-<port>.log`; when it has secrets, through a relay process that
+ * masks them (a detached one, so that the instance keeps its output going when the agent stops).
  *
  * Users reach the environment on its public port through the agent's switch
  * (RuntimeServices.route), which points at the live instance:
@@ -564,15 +568,21 @@ export class ProcessRuntime implements Runtime {
   private async spawnInstance(env: Environment, inst: Instance, command?: string[]): Promise<void> {
     const entry = env.file?.releases[String(inst.rec.release)];
     const argv = command ?? this.commandOf(inst, entry?.release);
+    const masker = new Masker((entry?.secretNames ?? []).map((name) => inst.env?.[name] ?? ''));
     fs.mkdirSync(path.dirname(inst.rec.log), { recursive: true, mode: 0o700 });
     const fd = fs.openSync(inst.rec.log, 'a', 0o600);
     let child: ChildProcess;
+    let relay: ChildProcess | null = null;
     try {
       inst.logOffset = fs.fstatSync(fd).size;
-      fs.writeSync(fd, `[conveyor] ${new Date().toISOString()} starting release ${inst.rec.release} on port ${inst.rec.port}: ${argv.join(' ')}\n`);
-      child = spawn(argv[0], argv.slice(1), { cwd: inst.rec.dir, env: inst.env ?? {}, detached: true, stdio: ['ignore', fd, fd] });
+      fs.writeSync(fd, masker.mask(`[conveyor] ${new Date().toISOString()} starting release ${inst.rec.release} on port ${inst.rec.port}: ${argv.join(' ')}\n`));
+      relay = await startRelay(masker, fd);
+      const out = relay?.stdin ?? fd;
+      child = spawn(argv[0], argv.slice(1), { cwd: inst.rec.dir, env: inst.env ?? {}, detached: true, stdio: ['ignore', out, out] });
     } finally {
       fs.closeSync(fd);
+      // The instance holds the relay's input now: the relay ends when the instance's output does.
+      relay?.stdin?.destroy();
     }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -595,7 +605,16 @@ export class ProcessRuntime implements Runtime {
     inst.rec.pid = child.pid!;
     inst.rec.procStart = readProcStat(child.pid!)?.start ?? null;
     inst.rec.startedAt = new Date().toISOString();
-    child.once('exit', (code, signal) => this.onExit(env, inst, child, code, signal));
+    child.once('exit', (code, signal) => {
+      // What the instance printed last (which a failed deploy shows) is in its log once the relay wrote it.
+      const exited = () => this.onExit(env, inst, child, code, signal);
+      if (!relay || inst.stopping || relay.exitCode !== null || relay.signalCode !== null) return exited();
+      const timer = setTimeout(exited, RELAY_DRAIN_MS);
+      relay.once('exit', () => {
+        clearTimeout(timer);
+        exited();
+      });
+    });
   }
 
   private commandOf(inst: Instance, release: Release | undefined): string[] {
@@ -877,6 +896,25 @@ export class ProcessRuntime implements Runtime {
     });
     return next;
   }
+}
+
+/**
+ * Starts the process that masks an instance's output into its log (null when there is nothing to
+ * mask): `node -e` in a session of its own, outside the environment's folders, so that it outlives
+ * the agent beside the instance and is not taken for one. It writes to `logFd` until its input ends.
+ */
+async function startRelay(masker: Masker, logFd: number): Promise<ChildProcess | null> {
+  const relay = masker.relay();
+  if (!relay) return null;
+  // The editor's runtime runs as Node with ELECTRON_RUN_AS_NODE (plain Node ignores it).
+  const child = spawn(process.execPath, ['-e', relay.script], { cwd: '/', env: { ...relay.env, ELECTRON_RUN_AS_NODE: '1' }, detached: true, stdio: ['pipe', logFd, logFd] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (e) => reject(new Error(`could not start the process that masks its secrets in its log (${process.execPath}): ${e.message}`)));
+  });
+  child.on('error', () => undefined);
+  child.unref();
+  return child;
 }
 
 function fail(reason: string, log: string, restored: boolean): Failure {

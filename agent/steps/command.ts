@@ -85,6 +85,8 @@ export class CommandExecutor implements StageExecutor {
     const logFile = fs.openSync(path.join(ctx.logDir, stepLogName(ctx.attempt, index)), 'a', 0o600);
     let streamed = 0;
     let truncatedNotice = false;
+    // The step's output is a stream of its own: what the masker holds back is this step's.
+    const masker = ctx.masker.fork();
     const write = (text: string) => {
       if (!text) return;
       fs.writeSync(logFile, text);
@@ -106,15 +108,16 @@ export class CommandExecutor implements StageExecutor {
 
     const executor = ctx.stage.executor;
     if (executor && executor.kind !== 'local') {
-      return runRemoteStep(ctx, index, executor, (text) => write(ctx.masker.push(text))).then(
+      return runRemoteStep(ctx, index, executor, (text) => write(masker.push(text))).then(
         (r) => {
-          write(ctx.masker.end());
+          write(masker.end());
           if (r.error) write(`[conveyor] ${r.error}\n`);
           fs.closeSync(logFile);
           ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, r.status, r.exitCode, startedAt, new Date().toISOString()) });
           return r;
         },
         (e: unknown) => {
+          write(masker.end());
           write(`[conveyor] ${executor.kind} executor error: ${(e as Error)?.message ?? String(e)}\n`);
           fs.closeSync(logFile);
           ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, 'failed', null, startedAt, new Date().toISOString()) });
@@ -141,7 +144,7 @@ export class CommandExecutor implements StageExecutor {
       }
       groups.push(child);
       const decoder = new StringDecoder('utf8');
-      const onData = (chunk: Buffer) => write(ctx.masker.push(decoder.write(chunk)));
+      const onData = (chunk: Buffer) => write(masker.push(decoder.write(chunk)));
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
 
@@ -171,7 +174,7 @@ export class CommandExecutor implements StageExecutor {
           if (killTimer) clearTimeout(killTimer);
           child.stdout!.destroy();
           child.stderr!.destroy();
-          write(ctx.masker.push(decoder.end()) + ctx.masker.end());
+          write(masker.push(decoder.end()) + masker.end());
           let status: StepStatus;
           if (abortReason === 'timeout') status = 'timed_out';
           else if (abortReason === 'cancel') status = 'cancelled';

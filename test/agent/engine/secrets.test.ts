@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Agent } from '../../../agent/agent';
@@ -26,6 +27,81 @@ describe('secrets', function () {
       const m = new Masker([secret]);
       const forms = [Buffer.from(secret).toString('base64'), encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)];
       for (const f of forms) assert.equal(m.mask(`[${f}]`), `[${MASK}]`, f);
+    });
+
+    it('keeps the streams of forks apart: what one holds back never comes out of another', () => {
+      const secret = 'hunter2-correct-horse';
+      const shared = new Masker([secret]);
+      const a = shared.fork();
+      const b = shared.fork();
+      let outA = a.push('key=hunter2');
+      let outB = b.push('chatter 1\n');
+      outA += a.push('-correct');
+      outB += b.push('chatter 2\n') + b.end();
+      outA += a.push('-horse\n') + a.end();
+      assert.equal(outA, `key=${MASK}\n`);
+      assert.equal(outB, 'chatter 1\nchatter 2\n');
+    });
+
+    it('lets text through at once unless its end could begin a form', () => {
+      const m = new Masker(['hunter2-correct-horse']);
+      assert.equal(m.push('listening on 8080\n'), 'listening on 8080\n');
+      assert.equal(m.push('token: hun'), 'token: ');
+      assert.equal(m.push('gry\n'), 'hungry\n');
+      assert.equal(m.end(), '');
+    });
+
+    it('masks base64 wrapped over lines (\\n or \\r\\n) at every cut of the stream', () => {
+      const secret = 'ghp_' + 'Zq8LmW3vRt5yXb7NcK2pHs9dFj4gTa6e'.repeat(2);
+      const encoded = Buffer.from(secret).toString('base64');
+      for (const eol of ['\n', '\r\n']) {
+        // As `base64` prints it: 76 columns, then a line break.
+        const text = `before\n${encoded.replace(/.{76}/g, `$&${eol}`)}${eol}after${eol}`;
+        const want = `before\n${MASK}${eol}after${eol}`;
+        assert.equal(new Masker([secret]).mask(text), want);
+        for (let cut = 0; cut <= text.length; cut++) {
+          const m = new Masker([secret]);
+          assert.equal(m.push(text.slice(0, cut)) + m.push(text.slice(cut)) + m.end(), want, `cut at ${cut}`);
+        }
+      }
+    });
+
+    it("masks a value's base64 inside a longer encoding, whatever its offset in a 3-byte group", () => {
+      const secret = 'hunter2-correct-horse-battery';
+      const m = new Masker([secret]);
+      for (const before of ['', 'u:', 'ci-user:', 'x', 'xy']) {
+        for (const after of ['', '\n', '@host', 'z']) {
+          const encoded = Buffer.from(before + secret + after).toString('base64');
+          const masked = m.mask(`Authorization: Basic ${encoded}`);
+          // The 4-character groups that encode the value's bytes alone.
+          const offset = before.length;
+          const inner = encoded.slice(4 * Math.ceil(offset / 3), 4 * Math.floor((offset + secret.length) / 3));
+          assert.ok(masked.includes(MASK), `${before}|${after}: ${masked}`);
+          assert.ok(!masked.includes(inner.slice(0, 8)) && !masked.includes(inner.slice(-8)), `${before}|${after}: ${masked}`);
+        }
+      }
+    });
+
+    it('masks a long multi-line value (a PEM key) and its wrapped base64', () => {
+      const body = Buffer.from(Array.from({ length: 1200 }, (_, i) => (i * 37) % 256)).toString('base64');
+      const pem = `-----BEGIN PRIVATE KEY-----\n${body.replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`;
+      const m = new Masker([pem]);
+      const wrapped = Buffer.from(pem).toString('base64').replace(/.{76}/g, '$&\n');
+      assert.equal(m.mask(`key: ${pem}!`), `key: ${MASK}!`);
+      assert.equal(m.mask(`${wrapped}\n`), `${MASK}\n`);
+      const s = m.fork();
+      let out = '';
+      for (let i = 0; i < pem.length; i += 100) out += s.push(pem.slice(i, i + 100));
+      assert.equal(out + s.end(), MASK);
+    });
+
+    it('masks in a process of its own with relay(), as push and end do', () => {
+      const secret = 'hunter2-correct-horse';
+      const relay = new Masker([secret]).relay()!;
+      const input = `plain ${secret}\n${Buffer.from(secret).toString('base64')}\nlast`;
+      const out = execFileSync(process.execPath, ['-e', relay.script], { input, env: relay.env, encoding: 'utf8' });
+      assert.equal(out, `plain ${MASK}\n${MASK}\nlast`);
+      assert.equal(new Masker(['ab']).relay(), null);
     });
 
     it('leaves very short values alone and passes text through when there is nothing to mask', () => {
