@@ -25,7 +25,7 @@ import type {
 import { FINISHED_STAGE_STATUSES } from '../protocol';
 import { readReport } from '../reports';
 import { AcceptanceExecutor } from '../steps/acceptance';
-import { CommandExecutor } from '../steps/command';
+import { CommandExecutor, stopLeftoverGroups } from '../steps/command';
 import { DeployExecutor } from '../steps/deploy';
 import { ImageExecutor } from '../steps/image';
 import { IntegrationExecutor } from '../steps/integration';
@@ -67,6 +67,11 @@ export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
 
 /** Longest text kept per field of a test result (messages, stacks). */
 const MAX_TEST_FIELD = 16 * 1024;
+/**
+ * Longest list of test files put in $CONVEYOR_TESTS, in bytes. One variable may hold 128 KiB and
+ * a process's command and variables together not much more; a longer list is only in the file.
+ */
+const TESTS_VARIABLE_LIMIT = 32 * 1024;
 
 /**
  * Runs wait in lanes, one run in flight per lane. Commit, manual and API runs share the pipeline
@@ -98,6 +103,8 @@ interface Execution {
   done: Deferred;
   /** Every file matching watch.tests in the run's tree, found once. */
   allTests?: string[];
+  /** The file that lists the run's test files one per line ($CONVEYOR_TESTS_FILE), once written. */
+  testsFile?: string;
 }
 
 /**
@@ -121,14 +128,14 @@ export class Engine {
         return c.valid ? c.config.pipeline.name : path.basename(opts.workspace);
       },
     });
-    const commands = new CommandExecutor();
+    const commands = new CommandExecutor(opts.store);
     const scope = createHash('sha256').update(opts.conveyorDir).digest('hex').slice(0, 12);
     this.executors = new Map<string, StageExecutor>([
       ['command', commands],
       ['image', image],
       ['deploy', new DeployExecutor()],
       ['smoke', new SmokeExecutor()],
-      ['integration', new IntegrationExecutor({ scope, activeRuns: () => this.activeRunIds })],
+      ['integration', new IntegrationExecutor({ scope, activeRuns: () => this.activeRunIds }, commands)],
       ['acceptance', new AcceptanceExecutor(commands)],
       // A cell of a matrix stage runs its commands as a command stage does.
       ['matrix', commands],
@@ -144,10 +151,14 @@ export class Engine {
   }
 
   /**
-   * Marks the runs a previous agent left queued or running as interrupted, and removes its
-   * snapshots. Returns their ids.
+   * Stops the step processes a previous agent left running (SIGTERM, then SIGKILL after the grace
+   * a cancelled step gets), marks the runs it left queued or running as interrupted, and removes
+   * its snapshots. Returns their ids.
    */
   async recover(): Promise<number[]> {
+    const left = this.opts.store.stepProcesses();
+    await stopLeftoverGroups(left);
+    for (const p of left) this.opts.store.forgetStepProcess(p.pgid);
     const ids: number[] = [];
     const now = new Date().toISOString();
     for (const run of this.opts.store.unfinishedRuns()) {
@@ -444,6 +455,7 @@ export class Engine {
       await this.schedule(x, root, secrets.values, masker);
     } finally {
       await snapshot?.dispose();
+      if (x.testsFile) await fsp.rm(x.testsFile, { force: true });
     }
     // An optional matrix cell may fail: its matrix stage says so and still succeeds.
     const failed = [...x.stages.values()].filter((s) => (s.status === 'failed' || s.status === 'timed_out') && !s.matrix?.optional).map((s) => s.name);
@@ -635,7 +647,9 @@ export class Engine {
   /**
    * The test files a stage gets in $CONVEYOR_TESTS: the ones a save run chose, else every file
    * matching watch.tests (so the same command works for every trigger), else none. Paths are
-   * joined with spaces, for `npx mocha $CONVEYOR_TESTS`.
+   * joined with spaces, for `npx mocha $CONVEYOR_TESTS`; they are also in the file named by
+   * $CONVEYOR_TESTS_FILE, one per line. A list longer than TESTS_VARIABLE_LIMIT is only in the
+   * file, and $CONVEYOR_TESTS is `@` and the file's path (a response file, as many tools read).
    */
   private testsFor(x: Execution, root: string): { mode: string; files: string[] } {
     if (x.impact && x.impact.mode !== 'whole-stage') return { mode: x.impact.mode, files: x.impact.tests };
@@ -660,7 +674,15 @@ export class Engine {
     });
     if (env.FORCE_COLOR === undefined && env.NO_COLOR === undefined) env.FORCE_COLOR = '1';
     const tests = this.testsFor(x, root);
-    env.CONVEYOR_TESTS = tests.files.join(' ');
+    if (!x.testsFile) {
+      const file = path.join(this.workDir, `run-${x.summary.id}-tests.txt`);
+      fs.mkdirSync(this.workDir, { recursive: true });
+      fs.writeFileSync(file, tests.files.map((f) => `${f}\n`).join(''), { mode: 0o600 });
+      x.testsFile = file;
+    }
+    const joined = tests.files.join(' ');
+    env.CONVEYOR_TESTS = Buffer.byteLength(joined) <= TESTS_VARIABLE_LIMIT ? joined : `@${x.testsFile}`;
+    env.CONVEYOR_TESTS_FILE = x.testsFile;
     env.CONVEYOR_TEST_MODE = tests.mode;
     Object.assign(env, stage.env);
     for (const [k, v] of secrets) env[k] = v;

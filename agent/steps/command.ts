@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { StepInfo, StepStatus } from '../protocol';
+import type { Store } from '../store/store';
 import type { AbortReason, AttemptContext, AttemptOutcome, StageExecutor } from './executor';
 import { stepLogName } from './executor';
 import { runRemoteStep } from './remote';
@@ -10,17 +11,24 @@ import { runRemoteStep } from './remote';
 /** How much of one step's output is streamed as events; the log file always has all of it. */
 export const STREAM_LIMIT_BYTES = 8 * 1024 * 1024;
 /** After SIGTERM, how long a process group has before SIGKILL. */
-const KILL_GRACE_MS = 3000;
+export const KILL_GRACE_MS = 3000;
 /** After a step's shell exits, how long its output pipes may stay open (a background child). */
 const DRAIN_MS = 200;
+
+/** Where the process groups of steps are recorded while they may run (the agent's history). */
+export type StepProcessRecord = Pick<Store, 'recordStepProcess' | 'forgetStepProcess'>;
 
 /**
  * The `command` stage kind: each string of `run` is a step, run by `/bin/sh -c` in its own
  * process group. A step that fails ends the attempt; the steps after it are skipped. Process
- * groups still alive when the attempt ends (background children) are killed then.
+ * groups still alive when the attempt ends (background children) are killed then. Each group is
+ * recorded in `processes` from its start until it is killed, so that the agent started after a
+ * crash can stop it (`stopLeftoverGroups`).
  */
 export class CommandExecutor implements StageExecutor {
   readonly kind = 'command' as const;
+
+  constructor(private readonly processes?: StepProcessRecord) {}
 
   async execute(ctx: AttemptContext): Promise<AttemptOutcome> {
     const groups: ChildProcess[] = [];
@@ -43,7 +51,10 @@ export class CommandExecutor implements StageExecutor {
       }
       return { status: 'succeeded', message: null };
     } finally {
-      for (const child of groups) killGroup(child, 'SIGKILL');
+      for (const child of groups) {
+        killGroup(child, 'SIGKILL');
+        if (child.pid !== undefined) this.processes?.forgetStepProcess(child.pid);
+      }
     }
   }
 
@@ -127,6 +138,14 @@ export class CommandExecutor implements StageExecutor {
     }
     return new Promise((resolve) => {
       let child: ChildProcess;
+      const startFailed = (e: NodeJS.ErrnoException) => {
+        const why = startError(e, ctx.cwd);
+        write(`[conveyor] ${why}\n`);
+        fs.closeSync(logFile);
+        const finishedAt = new Date().toISOString();
+        ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, 'failed', null, startedAt, finishedAt) });
+        resolve({ status: 'failed', exitCode: null, error: why });
+      };
       try {
         child = spawn('/bin/sh', ['-c', ctx.stage.run[index]], {
           cwd: ctx.cwd,
@@ -135,14 +154,19 @@ export class CommandExecutor implements StageExecutor {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
       } catch (e) {
-        write(`[conveyor] could not start the step: ${(e as Error).message}\n`);
-        fs.closeSync(logFile);
-        const finishedAt = new Date().toISOString();
-        ctx.emit({ type: 'step.changed', step: this.stepInfo(ctx, index, 'failed', null, startedAt, finishedAt) });
-        resolve({ status: 'failed', exitCode: null, error: (e as Error).message });
+        startFailed(e as NodeJS.ErrnoException);
+        return;
+      }
+      if (child.pid === undefined) {
+        // Node throws some errors of spawn (E2BIG, above) and emits the others (ENOENT, EACCES,
+        // EAGAIN, EMFILE), with no 'exit' after them.
+        child.once('error', startFailed);
         return;
       }
       groups.push(child);
+      // Detached: the shell leads a new process group whose id is its pid.
+      const step = { runId: ctx.runId, stage: ctx.stage.name, attempt: ctx.attempt, index };
+      this.processes?.recordStepProcess({ pgid: child.pid, identity: processIdentity(child.pid) ?? null, ...step });
       const decoder = new StringDecoder('utf8');
       const onData = (chunk: Buffer) => write(masker.push(decoder.write(chunk)));
       child.stdout!.on('data', onData);
@@ -216,6 +240,81 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // ESRCH: the group has exited.
   }
+}
+
+/** Why a step's shell could not start, with what to do where there is something to do. */
+function startError(e: NodeJS.ErrnoException, cwd: string): string {
+  if (e.code === 'E2BIG') {
+    return `could not start: the command and its environment are larger than the system allows (E2BIG); shorten the command or the variables of the stage's env (one variable may hold at most 128 KiB)`;
+  }
+  if (e.code === 'ENOENT' && !fs.existsSync(cwd)) return `could not start: its working directory ${cwd} no longer exists (did an earlier step remove it?)`;
+  return `could not start: ${e.message}`;
+}
+
+let bootId: string | null | undefined;
+
+/**
+ * What tells a process from a later one given the same pid: the machine's boot id and the
+ * process's start time (/proc/<pid>/stat, field 22). Undefined when no process has that pid;
+ * null where the system has no /proc to tell.
+ */
+export function processIdentity(pid: number): string | null | undefined {
+  if (bootId === undefined) {
+    try {
+      bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootId = null;
+    }
+  }
+  if (bootId === null) return null;
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; field 22 is the 20th after it.
+  return `${bootId}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+}
+
+/**
+ * Whether a recorded group is still the step's: its leader's pid is not some later process's,
+ * and the machine has not restarted since (a group can outlive its leader, but not a restart).
+ * Where there is no /proc, there is nothing to compare and the group is taken as recorded.
+ */
+function sameGroup(g: { pgid: number; identity: string | null }): boolean {
+  if (g.identity === null) return true;
+  const now = processIdentity(g.pgid);
+  if (now === null) return true;
+  if (now !== undefined) return now === g.identity;
+  return g.identity.startsWith(`${bootId}:`);
+}
+
+/**
+ * Stops the process groups of steps that a stopped agent left running, as a cancelled step is
+ * stopped: SIGTERM, then SIGKILL for the groups still there after the same grace. Groups whose
+ * leader's pid now belongs to another process are left alone. Resolves when every group is gone
+ * or has been sent SIGKILL; answers the groups it signalled.
+ */
+export async function stopLeftoverGroups(groups: readonly { pgid: number; identity: string | null }[]): Promise<number[]> {
+  // False when the group is gone (ESRCH), or is not this user's to signal (EPERM): not a step's.
+  const signal = (pgid: number, sig: NodeJS.Signals | 0): boolean => {
+    try {
+      process.kill(-pgid, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const signalled = groups.filter((g) => g.pgid > 1 && sameGroup(g) && signal(g.pgid, 'SIGTERM')).map((g) => g.pgid);
+  let left = signalled;
+  const deadline = Date.now() + KILL_GRACE_MS;
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = left.filter((pgid) => signal(pgid, 0));
+  }
+  for (const pgid of left) signal(pgid, 'SIGKILL');
+  return signalled;
 }
 
 export function formatMs(ms: number): string {

@@ -163,4 +163,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE stages ADD COLUMN matrix TEXT;
   `,
+  // 6: the process groups of the steps that may be running, so that the agent started after a
+  // crash can stop what its predecessor left. Written when a group starts, deleted once it is
+  // killed; not derived from events. `identity` tells the group's leader from a later process
+  // with the same pid (boot id and start time, from /proc), or is null where there is no /proc.
+  `
+  CREATE TABLE step_processes (
+    pgid     INTEGER PRIMARY KEY,
+    identity TEXT,
+    run_id   INTEGER NOT NULL,
+    stage    TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    idx      INTEGER NOT NULL
+  );
+  `,
 ];

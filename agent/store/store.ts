@@ -32,6 +32,21 @@ const RING_BYTES = 16 * 1024 * 1024;
 /** Appends are written in one transaction per tick, or sooner when this many are waiting. */
 const FLUSH_AT = 2048;
 
+/**
+ * A step's process group, recorded while it may run so that the agent started after a crash can
+ * stop it (see `stepProcesses`).
+ */
+export interface StepProcess {
+  /** The process group id: the pid of the step's shell, which leads the group. */
+  pgid: number;
+  /** Tells the group's leader from a later process given the same pid; null where there is no /proc. */
+  identity: string | null;
+  runId: number;
+  stage: string;
+  attempt: number;
+  index: number;
+}
+
 /** Which SQLite engine (see `./sqlite`), and the size of the in-memory ring. */
 export interface StoreOptions extends OpenOptions {
   /** Bytes of recent event JSON kept in memory (default 16 MiB). */
@@ -147,6 +162,10 @@ export class Store implements IDisposable {
       maxRunId: db.prepare('SELECT MAX(id) AS m FROM runs'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      recordStepProcess: db.prepare(`INSERT OR REPLACE INTO step_processes (pgid, identity, run_id, stage, attempt, idx)
+        VALUES (@pgid, @identity, @runId, @stage, @attempt, @index)`),
+      forgetStepProcess: db.prepare('DELETE FROM step_processes WHERE pgid = ?'),
+      stepProcesses: db.prepare('SELECT * FROM step_processes ORDER BY run_id, stage, attempt, idx'),
     };
   }
 
@@ -397,6 +416,33 @@ export class Store implements IDisposable {
     this.stmts.setMeta.run(key, value);
   }
 
+  /**
+   * Records a step's process group as it starts. Written at once, not with the next batch of
+   * events: an agent killed a moment later leaves the record for the next one.
+   */
+  recordStepProcess(p: StepProcess): void {
+    if (this.closed) return;
+    this.stmts.recordStepProcess.run({ ...p });
+  }
+
+  /** Forgets a step's process group once it has been killed. */
+  forgetStepProcess(pgid: number): void {
+    if (this.closed) return;
+    this.stmts.forgetStepProcess.run(pgid);
+  }
+
+  /** The step process groups recorded and not forgotten: at start, the ones a stopped agent left. */
+  stepProcesses(): StepProcess[] {
+    return (this.stmts.stepProcesses.all() as StepProcessRow[]).map((r) => ({
+      pgid: r.pgid,
+      identity: r.identity,
+      runId: r.run_id,
+      stage: r.stage,
+      attempt: r.attempt,
+      index: r.idx,
+    }));
+  }
+
   /** Raw SQL access for the metrics and dashboards that read the derived tables. */
   get database(): SqliteDatabase {
     return this.db;
@@ -529,6 +575,14 @@ interface StepRow {
   exit_code: number | null;
   started_at: string | null;
   finished_at: string | null;
+}
+interface StepProcessRow {
+  pgid: number;
+  identity: string | null;
+  run_id: number;
+  stage: string;
+  attempt: number;
+  idx: number;
 }
 interface TestRow {
   stage: string;

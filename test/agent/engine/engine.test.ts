@@ -367,6 +367,78 @@ describe('engine', function () {
     assert.equal(fs.readFileSync(path.join(out, `tests-${one.id}`), 'utf8'), 'affected:test/sub/c.test.js\n');
   });
 
+  it('lists the tests in $CONVEYOR_TESTS_FILE too, and past 32 KiB only there, with $CONVEYOR_TESTS naming it as @file', async () => {
+    await setup(
+      `
+- name: test
+  when: [save, manual]
+  run: printf '%s' "$CONVEYOR_TESTS" > "$OUT/var-$CONVEYOR_RUN_ID"; cp "$CONVEYOR_TESTS_FILE" "$OUT/list-$CONVEYOR_RUN_ID"; echo "$CONVEYOR_TESTS_FILE" > "$OUT/file-$CONVEYOR_RUN_ID"
+`,
+      'watch: { tests: ["test/**/*.test.js"] }\n',
+    );
+    const read = (name: string) => fs.readFileSync(path.join(out, name), 'utf8');
+    // A short list: in both.
+    const short = await finished(agent, await startRun(agent, { trigger: 'manual', tests: ['test/a.test.js', 'test/b.test.js'] }));
+    assert.equal(short.status, 'succeeded');
+    assert.equal(read(`var-${short.id}`), 'test/a.test.js test/b.test.js');
+    assert.equal(read(`list-${short.id}`), 'test/a.test.js\ntest/b.test.js\n');
+    // A list too long for a variable: in the file, which the variable names.
+    const many = Array.from({ length: 1000 }, (_, i) => `test/a-folder-with-a-long-name/case-${String(i).padStart(4, '0')}.test.js`);
+    repo.write(Object.fromEntries(many.map((f) => [f, ''])));
+    repo.commit('many tests');
+    const long = await finished(agent, await startRun(agent, { trigger: 'manual' }));
+    assert.equal(long.status, 'succeeded', long.stages[0].message ?? '');
+    const file = read(`file-${long.id}`).trim();
+    assert.ok(path.isAbsolute(file), file);
+    assert.equal(read(`var-${long.id}`), `@${file}`);
+    assert.equal(read(`list-${long.id}`), many.map((f) => `${f}\n`).join(''));
+    // The file lives as long as its run.
+    assert.ok(!fs.existsSync(file), `${file} is left after the run`);
+    // No list (the stage runs its tests as written): an empty file, an empty variable.
+    const none = await finished(agent, await startRun(agent, { trigger: 'save', workingTree: true, stages: ['test'], impact: { mode: 'whole-stage', changed: [], tests: [], reason: 'a config file changed' } }));
+    assert.equal(none.status, 'succeeded');
+    assert.equal(read(`var-${none.id}`), '');
+    assert.equal(read(`list-${none.id}`), '');
+  });
+
+  it('fails a step that cannot start, saying why, and goes on with the run', async () => {
+    // The step's variables are more than the system takes (E2BIG), and a later step's working
+    // directory is gone (ENOENT): both are failed steps, not a stuck or broken run.
+    await setup(
+      `
+- name: huge
+  run: echo never
+- name: gone
+  workdir: sub
+  run:
+    - rm -rf "$PWD"
+    - echo never
+- name: after
+  run: echo after > "$OUT/after"
+`,
+      '',
+      { HUGE: 'x'.repeat(200_000) },
+    );
+    repo.write({ 'sub/keep.txt': '' });
+    repo.commit('sub');
+    const run = await finished(agent, await startRun(agent, { trigger: 'manual', stages: ['huge'] }));
+    assert.equal(run.status, 'failed');
+    assert.match(run.stages[0].message ?? '', /^could not start: the command and its environment are larger than the system allows \(E2BIG\); shorten .* in step 1 \(echo never\)$/);
+    assert.deepEqual(run.steps.map((s) => s.status), ['failed']);
+    const log = fs.readFileSync(path.join(repo.dir, '.conveyor', 'logs', String(run.id), 'huge', '1-0.log'), 'utf8');
+    assert.match(log, /E2BIG/);
+
+    await agent.stop();
+    agent = await startAgent(repo, { env: { ...process.env, OUT: out } });
+    const second = await finished(agent, await startRun(agent, { trigger: 'manual', stages: ['gone', 'after'] }));
+    const gone = second.stages.find((s) => s.name === 'gone')!;
+    assert.equal(gone.status, 'failed');
+    assert.match(gone.message ?? '', /^could not start: its working directory .*\/sub no longer exists .* in step 2 \(echo never\)$/);
+    assert.deepEqual(second.steps.filter((s) => s.stage === 'gone').map((s) => s.status), ['succeeded', 'failed']);
+    assert.equal(second.stages.find((s) => s.name === 'after')!.status, 'succeeded');
+    assert.equal(fs.readFileSync(path.join(out, 'after'), 'utf8'), 'after\n');
+  });
+
   it('gives every event a strictly increasing sequence number, persisted before it is told', async () => {
     await setup(`
 - name: s

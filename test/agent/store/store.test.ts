@@ -41,7 +41,7 @@ for (const engine of ENGINES) {
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .all<{ name: string }>()
         .map((r) => r.name);
-      assert.deepEqual(tables, ['approvals', 'artifacts', 'deployments', 'events', 'meta', 'previews', 'releases', 'runs', 'stages', 'steps', 'test_results']);
+      assert.deepEqual(tables, ['approvals', 'artifacts', 'deployments', 'events', 'meta', 'previews', 'releases', 'runs', 'stages', 'step_processes', 'steps', 'test_results']);
       for (const e of completeRun(1)) s.append(e);
       s.setMeta('k', 'v');
       s.dispose();
@@ -202,6 +202,38 @@ for (const engine of ENGINES) {
         again.events(0, 10).map((e) => (e as Extract<SequencedEvent, { type: 'log' }>).text),
         ['first', 'second'],
       );
+    });
+
+    it('keeps the process groups of steps recorded until they are forgotten, across a reopen and an upgrade', () => {
+      // A history from before the table existed (schema 5), with a run in it.
+      const old = open();
+      old.database.exec('DROP TABLE step_processes');
+      old.database.pragma('user_version', 5);
+      for (const e of completeRun(1)) old.append(e);
+      old.dispose();
+      const s = open();
+      assert.equal(s.database.pragma('user_version'), MIGRATIONS.length);
+      assert.equal(s.getRun(1)!.status, 'failed');
+      assert.deepEqual(s.stepProcesses(), []);
+      const a = { pgid: 4242, identity: 'boot:123', runId: 2, stage: 'build', attempt: 1, index: 0 };
+      const b = { pgid: 4343, identity: null, runId: 2, stage: 'build', attempt: 1, index: 1 };
+      s.recordStepProcess(b);
+      s.recordStepProcess(a);
+      // A pid given again (the first record was not forgotten) replaces the old record.
+      s.recordStepProcess({ ...a, identity: 'boot:456' });
+      s.dispose();
+      store = undefined;
+      const again = open();
+      assert.deepEqual(again.stepProcesses(), [{ ...a, identity: 'boot:456' }, b]);
+      again.forgetStepProcess(a.pgid);
+      again.forgetStepProcess(999);
+      assert.deepEqual(again.stepProcesses(), [b]);
+      again.dispose();
+      // Once closed (the agent stopping), recording and forgetting do nothing.
+      again.recordStepProcess(a);
+      again.forgetStepProcess(b.pgid);
+      store = undefined;
+      assert.deepEqual(open().stepProcesses(), [b]);
     });
 
     it('works in memory', () => {
