@@ -243,6 +243,12 @@ export class ObjectsApi {
     return (await this.request('PATCH', url, JSON.stringify(o), 'application/apply-patch+yaml')) as KubeObject;
   }
 
+  /** Replaces the object (PUT) with `o`, as the field manager `conveyor`; 409 when it changed since `o`'s metadata.resourceVersion. */
+  async replace(o: KubeObject): Promise<KubeObject> {
+    const url = `${await this.objectPath(o)}?fieldManager=${FIELD_MANAGER}`;
+    return (await this.request('PUT', url, JSON.stringify(o))) as KubeObject;
+  }
+
   /** The objects of a kind in a namespace that match a label selector; undefined when the server does not serve the kind. */
   async list(kind: Kind, namespace: string, labelSelector: string): Promise<KubeObject[] | undefined> {
     const r = await this.resource(kind);
@@ -772,9 +778,25 @@ export class KubernetesRuntime implements Runtime {
     }
   }
 
+  /**
+   * Applies the object server-side, then removes what other field managers set in the fields
+   * Conveyor holds whole (a variable added to its container by hand: server-side apply leaves
+   * it, as the manifest does not name it), by replacing the object as the apply left it without
+   * them, at that resourceVersion. When the object changed in between (409), both again.
+   */
   private async applyOne(c: KubeClient, o: KubeObject): Promise<void> {
     try {
-      await c.objects.apply(o);
+      for (let attempt = 1; ; attempt++) {
+        const live = await c.objects.apply(o);
+        const mine = withoutOthersFields(live, FIELD_MANAGER);
+        if (!mine) return;
+        try {
+          await c.objects.replace(mine);
+          return;
+        } catch (e) {
+          if (apiStatusCode(e) !== 409 || attempt >= REPLACE_ATTEMPTS) throw e;
+        }
+      }
     } catch (e) {
       throw new KubernetesError(describeKubernetesError(e, c.origin, describeObject(o)));
     }
@@ -1173,6 +1195,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_DEBOUNCE_MS = 250;
 const ROLLOUT_POLL_MS = 500;
+/** How often applyOne applies and replaces again when a controller changed the object in between. */
+const REPLACE_ATTEMPTS = 5;
 
 function selectorOf(environment: string): string {
   return `${LABEL.managed}=true,${LABEL.environment}=${environment}`;
@@ -1238,19 +1262,14 @@ function extractFields(value: unknown, fields: Record<string, unknown>): unknown
   if (Array.isArray(value)) {
     const out: unknown[] = [];
     for (const [key, sub] of Object.entries(fields)) {
-      let item: unknown;
-      if (key.startsWith('k:')) {
-        const keys = JSON.parse(key.slice(2)) as Record<string, unknown>;
-        item = value.find((v) => isObject(v) && Object.entries(keys).every(([k, want]) => isDeepStrictEqual(v[k], want)));
-        if (item !== undefined && !whole(sub)) item = { ...keys, ...(extractFields(item, sub as Record<string, unknown>) as object) };
-      } else if (key.startsWith('v:')) {
-        const v = JSON.parse(key.slice(2)) as unknown;
-        item = value.some((x) => isDeepStrictEqual(x, v)) ? v : undefined;
-      } else if (key.startsWith('i:')) {
-        item = value[Number(key.slice(2))];
-        if (item !== undefined && !whole(sub)) item = extractFields(item, sub as Record<string, unknown>);
+      const i = itemIndex(value, key);
+      if (i < 0) continue;
+      let item = value[i];
+      if (!whole(sub)) {
+        const part = extractFields(item, sub as Record<string, unknown>);
+        item = key.startsWith('k:') ? { ...(JSON.parse(key.slice(2)) as object), ...(part as object) } : part;
       }
-      if (item !== undefined) out.push(item);
+      out.push(item);
     }
     return out;
   }
@@ -1261,6 +1280,104 @@ function extractFields(value: unknown, fields: Record<string, unknown>): unknown
     const name = key.slice(2);
     out[name] = whole(sub) ? value[name] : extractFields(value[name], sub as Record<string, unknown>);
   }
+  return out;
+}
+
+/** Where in `list` the item is that a FieldsV1 key names (k:<its keys>, v:<its value>, i:<its index>); -1 when it is not there. */
+function itemIndex(list: unknown[], key: string): number {
+  if (key.startsWith('k:')) {
+    const keys = JSON.parse(key.slice(2)) as Record<string, unknown>;
+    return list.findIndex((v) => isObject(v) && Object.entries(keys).every(([k, want]) => isDeepStrictEqual(v[k], want)));
+  }
+  if (key.startsWith('v:')) {
+    const v = JSON.parse(key.slice(2)) as unknown;
+    return list.findIndex((x) => isDeepStrictEqual(x, v));
+  }
+  if (key.startsWith('i:')) {
+    const i = Number(key.slice(2));
+    return Number.isInteger(i) && i >= 0 && i < list.length ? i : -1;
+  }
+  return -1;
+}
+
+/**
+ * The fields of each kind that Conveyor's manifests hold whole: what another field manager set
+ * inside them (a variable, a port or a volume mount added to the release's container by hand, a
+ * container, a key added to its ConfigMap) is removed after each apply, so that they end up as
+ * rendered, as `kubectl replace` would leave them. Labels and annotations (`metadata`, at any
+ * depth) stay shared: controllers and tools write their own there (a Deployment's revision, the
+ * time of a restart), and the keys Conveyor sets are taken back by the apply itself (force).
+ * Other kinds, and other fields, keep server-side apply's rule (what others set stays theirs): a
+ * PersistentVolumeClaim's volumeName is the cluster's, a ServiceAccount's token secrets its
+ * controller's, and operators fill in the spec of their custom resources.
+ */
+const WHOLE_FIELDS: Record<string, string[]> = {
+  Deployment: ['spec'],
+  StatefulSet: ['spec'],
+  DaemonSet: ['spec'],
+  ReplicaSet: ['spec'],
+  Job: ['spec'],
+  CronJob: ['spec'],
+  Service: ['spec'],
+  // A Secret's stringData is written into its data (see withoutOthersFields).
+  ConfigMap: ['data', 'binaryData'],
+  Secret: ['data'],
+};
+
+type FieldSet = Record<string, unknown>;
+
+/**
+ * The live object as `manager` applied it, without what other field managers set inside the
+ * fields it holds whole (WHOLE_FIELDS): the object to replace it with. Fields nobody owns (the
+ * server's defaults, a Service's clusterIP) stay. Undefined when there is nothing to remove.
+ */
+export function withoutOthersFields(o: KubeObject, manager: string): KubeObject | undefined {
+  const whole = WHOLE_FIELDS[o.kind];
+  const entries = o.metadata.managedFields ?? [];
+  const mine = entries.find((m) => m.manager === manager && m.operation === 'Apply' && m.fieldsV1)?.fieldsV1;
+  if (!whole || !mine) return undefined;
+  const others = entries.filter((m) => !(m.manager === manager && m.operation === 'Apply') && m.fieldsV1).reduce<FieldSet>((all, m) => unionFields(all, m.fieldsV1!), {});
+  // stringData is written into data: the keys applied there are the manager's own.
+  const own: FieldSet = o.kind === 'Secret' && isObject(mine['f:stringData']) ? { ...mine, 'f:data': unionFields(isObject(mine['f:data']) ? mine['f:data'] : {}, mine['f:stringData']) } : mine;
+  const out: Record<string, unknown> = structuredClone(o);
+  for (const field of whole) {
+    const key = `f:${field}`;
+    if (!isObject(others[key]) || !(field in out)) continue;
+    if (key in own) out[field] = removeFields(out[field], others[key], own[key]);
+    else delete out[field];
+  }
+  return isDeepStrictEqual(out, o) ? undefined : (out as KubeObject);
+}
+
+/** `value` without what the FieldsV1 set `others` names and `own` does not (inside what both name, field by field); `metadata` stays. */
+function removeFields(value: unknown, others: FieldSet, own: unknown): unknown {
+  const mine: FieldSet = isObject(own) ? own : {};
+  const sub = (key: string) => (isObject(others[key]) ? others[key] : {});
+  if (Array.isArray(value)) {
+    const drop = new Set<number>();
+    const out = [...value];
+    for (const key of Object.keys(others)) {
+      const i = itemIndex(value, key);
+      if (i < 0) continue;
+      if (key in mine) out[i] = removeFields(value[i], sub(key), mine[key]);
+      else drop.add(i);
+    }
+    return out.filter((_, i) => !drop.has(i));
+  }
+  if (!isObject(value)) return value;
+  const out = { ...value };
+  for (const key of Object.keys(others)) {
+    const name = key.slice(2);
+    if (!key.startsWith('f:') || name === 'metadata' || !(name in out)) continue;
+    if (key in mine) out[name] = removeFields(out[name], sub(key), mine[key]);
+    else delete out[name];
+  }
+  return out;
+}
+
+function unionFields(a: FieldSet, b: FieldSet): FieldSet {
+  const out = { ...a };
+  for (const [key, sub] of Object.entries(b)) out[key] = isObject(out[key]) && isObject(sub) ? unionFields(out[key], sub) : sub;
   return out;
 }
 

@@ -403,6 +403,44 @@ describe('KubernetesRuntime (real kube-apiserver and controller-manager, fake ku
     });
   });
 
+  it('undoes what another field manager added to its objects (a variable and a port in the container, a key in the ConfigMap); another tool\'s annotation stays', async () => {
+    const at = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
+    const config = `/api/v1/namespaces/${ns}/configmaps/web-env-7`;
+    const [app] = (await get(at)).spec.template.spec.containers;
+    // By hand, as `kubectl edit` does: changes of another field manager.
+    const edit = await cluster.request('PATCH', `${at}?fieldManager=kubectl-edit`, {
+      metadata: { annotations: { 'example.com/team': 'payments' } },
+      spec: { template: { spec: { containers: [{ ...app, env: [{ name: 'X', value: '1' }], ports: [...app.ports, { name: 'debug', containerPort: 9229, protocol: 'TCP' }] }] } } },
+    });
+    assert.equal(edit.status, 200, JSON.stringify(edit.body));
+    const key = await cluster.request('PATCH', `${config}?fieldManager=kubectl-edit`, { data: { Y: '2' } });
+    assert.equal(key.status, 200, JSON.stringify(key.body));
+    const edited = await get(at);
+    assert.deepEqual(edited.spec.template.spec.containers[0].env, [{ name: 'X', value: '1' }]);
+    assert.ok(edited.metadata.managedFields.some((m: { manager: string; fieldsV1: object }) => m.manager === 'kubectl-edit' && JSON.stringify(m.fieldsV1).includes('"f:env"')));
+
+    const r = await runtime.apply(desired(release(7), {}), 'blue-green', ctx());
+    const d = await get(at);
+    const [container] = d.spec.template.spec.containers;
+    assert.equal(container.env, undefined, 'the variable added by hand is gone');
+    assert.deepEqual(container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }], 'the port added by hand is gone');
+    // The template is release 7's again: its pods serve, and the rollout is done.
+    assert.ok(r.ok, r.ok ? '' : `${r.reason}\n${r.log}`);
+    assert.equal(d.metadata.annotations['example.com/team'], 'payments', 'an annotation of another tool stays');
+    assert.ok(d.metadata.annotations['deployment.kubernetes.io/revision'], 'the controller\'s annotation stays');
+    assert.deepEqual((await get(config)).data, { GREETING: 'hello 7', PORT: '8080' }, 'the key added by hand is gone');
+    // kubectl-edit keeps what it set outside Conveyor's fields, and nothing else.
+    assert.deepEqual(
+      d.metadata.managedFields.filter((m: { manager: string }) => m.manager === 'kubectl-edit').map((m: { fieldsV1: object }) => m.fieldsV1),
+      [{ 'f:metadata': { 'f:annotations': { 'f:example.com/team': {} } } }],
+    );
+    const live = await eventually('only pods of the template as rendered run', async () => {
+      const l = await runtime.observe('web');
+      return l.instances.length === 1 && l.instances[0].state === 'running' ? l : undefined;
+    });
+    assert.deepEqual(live.instances[0].env, { GREETING: 'hello 7', PORT: '8080' });
+  });
+
   it('applies the user\'s manifests with the release\'s image', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-k8s-user-'));
     try {
@@ -439,6 +477,18 @@ describe('KubernetesRuntime (real kube-apiserver and controller-manager, fake ku
       assert.equal(d.metadata.labels[LABEL.environment], 'api');
       assert.equal((await get(`/api/v1/namespaces/${ns}/services/api`)).spec.ports[0].protocol, 'TCP');
       assert.equal(await user.health('api'), 'Healthy');
+
+      // What another field manager adds inside the user's Deployment goes as well.
+      const at = `/apis/apps/v1/namespaces/${ns}/deployments/api`;
+      const edit = await cluster.request('PATCH', `${at}?fieldManager=kubectl-edit`, {
+        spec: { template: { spec: { volumes: [{ name: 'scratch', emptyDir: {} }], containers: [{ ...d.spec.template.spec.containers[0], env: [{ name: 'X', value: '1' }], volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] }] } } },
+      });
+      assert.equal(edit.status, 200, JSON.stringify(edit.body));
+      const again = await user.apply(desired(r1), 'recreate', ctx());
+      const pod = (await get(at)).spec.template.spec;
+      assert.deepEqual([pod.containers[0].env, pod.containers[0].volumeMounts, pod.volumes], [undefined, undefined, undefined]);
+      assert.equal(pod.containers[0].image, `${REPOSITORY}@${r1.artifact.digest}`);
+      assert.ok(again.ok, again.ok ? '' : `${again.reason}\n${again.log}`);
       await user.remove('api');
       user.dispose();
     } finally {
