@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { version as packageVersion } from '../package.json';
-import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig } from './config';
+import { analyzeConfigText, CONFIG_FILE_NAMES, loadConfig, locateConfigKey } from './config';
 import { Deployer } from './deploy/deployer';
 import { Alerts } from './alerts/alerts';
 import { Engine } from './engine/engine';
@@ -116,6 +116,10 @@ export class Agent {
             status: (environment) => this.reconciler?.status(environment) ?? null,
           }
         : undefined,
+      locate: (environment, keyPath) => {
+        const at = locateConfigKey(this.configState.file, ['environments', environment, ...keyPath]);
+        return at && { ...at, file: path.relative(workspace, at.file) };
+      },
     });
     this.metrics = new Metrics(store, { repo: repo?.root ?? null });
     this.alerts = new Alerts({

@@ -105,6 +105,19 @@ export function analyzeConfigText(text: string, file: string, opts: AnalyzeOptio
   }
 }
 
+/**
+ * Where the key at a data path (`['environments', 'web', 'env', 'PORT']`) is written in config
+ * text: its first character, or the item's for a list index. Undefined when the text does not
+ * have it. Pure: never throws.
+ */
+export function keyLocation(text: string, file: string, segments: readonly string[]): SourceLocation | undefined {
+  try {
+    return new Analysis(text, file, {}).keyLocation(segments);
+  } catch {
+    return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nodes and ranges
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +332,15 @@ class Analysis {
     const valid = result !== undefined && !diagnostics.some((d) => d.severity === 'error');
     if (valid) return { valid: true, file: this.file, config: result, diagnostics };
     return { valid: false, file: this.file, diagnostics };
+  }
+
+  /** See keyLocation(): the text is parsed only (the first document), not analyzed. */
+  keyLocation(segments: readonly string[]): SourceLocation | undefined {
+    this.doc = Array.from(parseAllDocuments(this.text, { lineCounter: this.lc, prettyErrors: false, merge: true, logLevel: 'silent' }))[0];
+    const loc = this.locate(segments);
+    if (!loc.found) return undefined;
+    const { start } = this.range(this.keyOffsets(loc));
+    return { file: this.file, line: start.line, column: start.column };
   }
 
   // -- positions ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { findSchemaPath } from './schema';
 
 export { analyzeConfigText, STARTER_CONFIG, type AnalyzeOptions } from './analyzer';
-export { CONFIG_FILE_NAMES, loadConfig } from './load';
+export { CONFIG_FILE_NAMES, loadConfig, locateConfigKey } from './load';
 export { formatDiagnosticLine, formatDiagnosticPretty } from './format';
 export { parseDuration, durationToMs } from './duration';
 

@@ -2,10 +2,10 @@
  * Finding and reading the config file of a folder.
  */
 
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { ConfigState, Diagnostic } from '../protocol';
-import { STARTER_CONFIG, analyzeConfigText } from './analyzer';
+import type { ConfigState, Diagnostic, SourceLocation } from '../protocol';
+import { STARTER_CONFIG, analyzeConfigText, keyLocation } from './analyzer';
 
 /** The names the config file may have, in order of preference. */
 export const CONFIG_FILE_NAMES: readonly string[] = ['conveyor.yml', 'conveyor.yaml'];
@@ -94,4 +94,20 @@ export async function loadConfig(dir: string): Promise<ConfigState> {
     });
   }
   return state;
+}
+
+/**
+ * Where the key at a data path (`['environments', 'web', 'env', 'PORT']`) is written in the config
+ * file as it is now on disk, for messages that point at what to fix. Undefined when the file does
+ * not have it, or cannot be read.
+ */
+export function locateConfigKey(file: string, segments: readonly string[]): SourceLocation | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  return keyLocation(text, file, segments);
 }

@@ -16,7 +16,7 @@ import type {
 } from '../protocol';
 import { Masker } from '../engine/secrets';
 import { sameContent } from '../gitops/state';
-import type { DesiredState, Runtime } from '../runtimes/runtime';
+import type { ConfigPosition, DesiredState, Runtime } from '../runtimes/runtime';
 import type { Store } from '../store/store';
 import { Deferred, err, ok, reportUnexpected, type IDisposable, type Result } from '../util/lifecycle';
 
@@ -46,6 +46,8 @@ export interface DeployerOptions {
   route(environment: string, publicPort: number, upstream: string): Promise<void>;
   /** The desired state in git: each deployment is committed there first. */
   desired?: DesiredStateRecorder;
+  /** Where a key of an environment is written in conveyor.yml (see ApplyContext.locate). */
+  locate?(environment: string, keyPath: readonly string[]): ConfigPosition | undefined;
 }
 
 /** Keeps the desired state in git in step with deployments (agent/gitops). */
@@ -474,7 +476,9 @@ export class Deployer implements IDisposable {
     progress(`deploying ${env.name}@${release.number} (${shortDigest(release.artifact.digest)}) with ${env.strategy} on ${env.runtime}`);
     let result;
     try {
-      result = await runtime.value.apply(desired, env.strategy, { progress, signal });
+      // A preview's settings are written under its template's name.
+      const locate = (keyPath: readonly string[]) => this.opts.locate?.(this.opts.store.previews().find((p) => p.name === env.name)?.template ?? env.name, keyPath);
+      result = await runtime.value.apply(desired, env.strategy, { progress, signal, locate });
     } catch (e) {
       if (this.stopping) return d;
       reportUnexpected(e);

@@ -5,7 +5,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { isMap, isScalar, isSeq, parseAllDocuments, type Node as YamlNode } from 'yaml';
 import type {
   AppsV1Api,
   BatchV1Api,
@@ -375,9 +375,10 @@ const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
 
 /**
  * One line for people from an error of the API clients: what failed (`what`: "Deployment web in
- * namespace staging") and how to fix it (401: the kubeconfig's user; 403: RBAC; 422: the field).
+ * namespace staging") and how to fix it (401: the kubeconfig's user; 403: RBAC; 422: the field,
+ * or `fix` when the caller knows where that field comes from).
  */
-export function describeKubernetesError(e: unknown, origin: KubeClient['origin'] | undefined, what?: string): string {
+export function describeKubernetesError(e: unknown, origin: KubeClient['origin'] | undefined, what?: string, fix?: string): string {
   if (e instanceof KubernetesError) return e.message;
   const subject = what ? `${what}: ` : '';
   const code = apiStatusCode(e);
@@ -393,7 +394,7 @@ export function describeKubernetesError(e: unknown, origin: KubeClient['origin']
       case 422: {
         const causes = (s.details?.causes ?? []).filter((c) => c.message);
         const detail = causes.length ? causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)).join('; ') : message;
-        return `${subject}the API server rejected it (422 Invalid): ${detail}; fix that field (in the manifests, or the release's env, labels or environment name)`;
+        return `${subject}the API server rejected it (422 Invalid): ${detail}; ${fix ?? "fix that field (in the manifests, or the release's env, labels or environment name)"}`;
       }
       case 409:
         return `${subject}conflict (409): ${message}; someone changed the object at the same time: deploy again`;
@@ -412,6 +413,97 @@ export function describeKubernetesError(e: unknown, origin: KubeClient['origin']
     return `${subject}cannot reach the Kubernetes API server at ${server} (${errno}): start the cluster, or check the server of context "${origin?.context}" in ${origin?.source ?? 'the kubeconfig'}`;
   }
   return `${subject}${x?.message ?? String(e)}`;
+}
+
+/**
+ * A failure of apply() for people (describeKubernetesError), led by where to fix it as config
+ * errors are (`file:line:col: `): for a field the API server rejected (422), the key of the
+ * environment in conveyor.yml that made it (an `env:` entry, `replicas`, ...) or the field in the
+ * user's manifest; for 401, 403 and 409, which carry no field, the environment's `kubernetes:`
+ * key, where its kubeconfig and context are chosen.
+ */
+function describeApplyError(e: unknown, origin: KubeClient['origin'] | undefined, o: KubeObject | undefined, release: Release, locate: ApplyContext['locate']): string {
+  if (e instanceof KubernetesError) return e.message;
+  /** The first of the keys that conveyor.yml has. */
+  const inConfig = (...keyPaths: string[][]): { where: string } | undefined => {
+    for (const keyPath of keyPaths) {
+      const p = locate?.(keyPath);
+      if (p) return { where: `${p.file}:${p.line}:${p.column}` };
+    }
+    return undefined;
+  };
+  let at: { where: string; fix?: string } | undefined;
+  switch (apiStatusCode(e)) {
+    case 422:
+      if (!o) break;
+      for (const { field = '' } of apiStatus(e).details?.causes ?? []) {
+        const key = configKeyOf(field, o, release);
+        const written = key && inConfig(key.path);
+        at = written ? { ...written, fix: key.fix } : manifestPosition(o, field);
+        if (at) break;
+      }
+      break;
+    case 401:
+      at = inConfig(['kubernetes', 'kubeconfig'], ['kubernetes', 'context'], ['kubernetes'], []);
+      break;
+    case 403:
+      at = inConfig(['kubernetes', 'context'], ['kubernetes', 'kubeconfig'], ['kubernetes', 'namespace'], ['kubernetes'], []);
+      break;
+    case 409:
+      at = inConfig(['kubernetes', 'namespace'], ['kubernetes'], []);
+      break;
+  }
+  const text = describeKubernetesError(e, origin, o && describeObject(o), at?.fix);
+  return at ? `${at.where}: ${text}` : text;
+}
+
+/**
+ * The key of the environment in conveyor.yml that made a field of `o` the API server rejected
+ * (its path in the environment, and what to change), when Conveyor set that field: rendered
+ * objects are made from the environment; in the user's manifests Conveyor sets the namespace and
+ * the replicas. Undefined for what the manifests say.
+ */
+function configKeyOf(field: string, o: KubeObject, release: Release): { path: string[]; fix: string } | undefined {
+  const rendered = !manifestSources.has(o);
+  if (field === 'spec.replicas') return { path: ['replicas'], fix: 'fix replicas' };
+  if (field === 'metadata.namespace') return { path: ['kubernetes', 'namespace'], fix: 'fix kubernetes.namespace' };
+  if (!rendered) return undefined;
+  const key = /^data\[(.*)\]$/.exec(field)?.[1];
+  if (o.kind === 'ConfigMap' && key !== undefined && Object.prototype.hasOwnProperty.call(release.env, key)) return { path: ['env', key], fix: 'rename that variable under env:' };
+  if (/\.ports\b/.test(field)) return { path: ['containerPort'], fix: 'fix containerPort' };
+  if (/\.readinessProbe\b/.test(field)) return { path: ['health'], fix: 'fix health' };
+  if (/\.args\b/.test(field)) return { path: ['start'], fix: 'fix start' };
+  return undefined;
+}
+
+/** Where each object read from the user's manifests was written: its file, the file's text and the object's YAML node. */
+const manifestSources = new WeakMap<KubeObject, { file: string; text: string; node: unknown }>();
+
+/**
+ * Where a field of an object of the user's manifests (an API field path:
+ * `spec.template.spec.containers[0].name`) is written, as `file:line:col`: its value, or the
+ * deepest part of the path the manifest has (a field Conveyor added is under it).
+ */
+function manifestPosition(o: KubeObject, field: string): { where: string; fix: string } | undefined {
+  const source = manifestSources.get(o);
+  if (!source) return undefined;
+  let node = source.node;
+  let at = (node as YamlNode | undefined)?.range?.[0] ?? 0;
+  for (const segment of field.match(/[^.[\]]+|\[[^\]]*\]/g) ?? []) {
+    const name = segment.startsWith('[') ? segment.slice(1, -1) : segment;
+    let mark: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === name);
+      if (!pair) break;
+      node = pair.value;
+      mark = isScalar(pair.value) ? pair.value : pair.key;
+    } else if (isSeq(node) && /^\d+$/.test(name) && Number(name) < node.items.length) {
+      node = mark = node.items[Number(name)];
+    } else break;
+    at = (mark as YamlNode | undefined)?.range?.[0] ?? at;
+  }
+  const before = source.text.slice(0, at).split('\n');
+  return { where: `${source.file}:${before.length}:${before[before.length - 1].length + 1}`, fix: `fix that field in ${path.basename(source.file)}` };
 }
 
 /**
@@ -555,7 +647,7 @@ export function loadManifests(paths: string[], input: ManifestInput): KubeObject
       files.push(...found);
     } else files.push(p);
   }
-  const objects: { object: Record<string, any>; where: string }[] = [];
+  const objects: ManifestObject[] = [];
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8');
     const docs = parseAllDocuments(text, { prettyErrors: true });
@@ -564,13 +656,14 @@ export function loadManifests(paths: string[], input: ManifestInput): KubeObject
       if (doc.errors.length) throw new KubernetesSettingsError(`${file}:${line}: not valid YAML: ${doc.errors[0].message}`);
       const value = doc.toJS() as unknown;
       if (value === null || value === undefined) continue;
-      const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? (value.items as unknown[]) : [value];
-      for (const item of items) {
+      const list = isObject(value) && value.kind === 'List' && Array.isArray(value.items);
+      const items = list ? (value.items as unknown[]) : [value];
+      for (const [i, item] of items.entries()) {
         const where = `${file}:${line}`;
         if (!isObject(item) || typeof item.apiVersion !== 'string' || typeof item.kind !== 'string' || !isObject(item.metadata) || typeof item.metadata.name !== 'string') {
           throw new KubernetesSettingsError(`${where}: a manifest needs apiVersion, kind and metadata.name`);
         }
-        objects.push({ object: item, where });
+        objects.push({ object: item, where, source: { file, text, node: list ? doc.getIn(['items', i], true) : doc.contents } });
       }
     }
   }
@@ -578,7 +671,15 @@ export function loadManifests(paths: string[], input: ManifestInput): KubeObject
   return customize(objects, input);
 }
 
-function customize(list: { object: Record<string, any>; where: string }[], input: ManifestInput): KubeObject[] {
+/** An object of the user's manifests, and where it was written. */
+interface ManifestObject {
+  object: Record<string, any>;
+  /** file:line of its document. */
+  where: string;
+  source: { file: string; text: string; node: unknown };
+}
+
+function customize(list: ManifestObject[], input: ManifestInput): KubeObject[] {
   const { release, secrets, namespace } = input;
   const base = objectName(release.environment);
   const configName = `${base}-env-${release.number}`;
@@ -586,8 +687,9 @@ function customize(list: { object: Record<string, any>; where: string }[], input
   const hasSecrets = Object.keys(secrets).length > 0;
   const out: KubeObject[] = [];
   let templates = 0;
-  for (const { object, where } of list) {
+  for (const { object, where, source } of list) {
     const o = structuredClone(object);
+    manifestSources.set(o as KubeObject, source);
     const what = `${o.kind} ${o.metadata.name} (${where})`;
     if (CLUSTER_SCOPED.has(o.kind)) throw new KubernetesSettingsError(`${what} is cluster-scoped: Conveyor applies only namespaced objects; apply it yourself`);
     if (o.metadata.namespace && o.metadata.namespace !== namespace) {
@@ -728,8 +830,18 @@ export class KubernetesRuntime implements Runtime {
     if (release.artifact.kind !== 'image') {
       return fail(`the kubernetes runtime deploys images; ${env}@${release.number} is a files artifact (${release.artifact.name}): build an image (a stage of kind image) and deploy that`, '', false);
     }
+    if (!LABEL_VALUE.test(env)) {
+      // Every object carries it, and every list selects by it (selectorOf): the API server would refuse both.
+      const at = ctx.locate?.([]);
+      return fail(
+        `${at ? `${at.file}:${at.line}:${at.column}: ` : ''}the environment's name "${env}" is not a valid Kubernetes label value, and it is the value of the label ${LABEL.environment} on its objects: rename the environment: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`,
+        '',
+        false,
+      );
+    }
     const endApply = this.applying.begin(env);
     let c: KubeClient | undefined;
+    const explain = (e: unknown, o?: KubeObject) => describeApplyError(e, c?.origin, o, release, ctx.locate);
     try {
       const settings = this.settingsFor(env);
       c = await this.client(env);
@@ -751,16 +863,16 @@ export class KubernetesRuntime implements Runtime {
           await c.objects.apply(o, true);
         } catch (e) {
           // Nothing changed yet: the previous release still runs as it did.
-          return fail(describeKubernetesError(e, c.origin, describeObject(o)), '', hadPrevious);
+          return fail(explain(e, o), '', hadPrevious);
         }
       }
       ctx.progress(`applying ${objects.map(describeObject).join(', ')} (server-side apply, field manager ${FIELD_MANAGER})`);
       let outcome: Outcome;
       try {
-        for (const o of objects) await this.applyOne(c, o);
+        for (const o of objects) await this.applyOne(c, o, explain);
         outcome = await waitRollout(c, env, release.number, objects.filter(isDeployment).map(nameOf), desired.healthCheck.timeoutMs, ctx.signal, ctx.progress);
       } catch (e) {
-        outcome = { ok: false, reason: describeKubernetesError(e, c.origin), log: '' };
+        outcome = { ok: false, reason: explain(e), log: '' };
       }
       if (outcome.ok && ctx.signal.aborted) outcome = { ok: false, reason: 'cancelled', log: '' };
       if (outcome.ok) {
@@ -772,7 +884,7 @@ export class KubernetesRuntime implements Runtime {
       const restored = await this.restore(c, env, release.number, previous, objects, desired.healthCheck.timeoutMs, ctx);
       return fail(outcome.reason, [outcome.log, log].filter(Boolean).join('\n'), restored);
     } catch (e) {
-      return fail(describeKubernetesError(e, c?.origin), '', false);
+      return fail(explain(e), '', false);
     } finally {
       endApply();
     }
@@ -783,8 +895,9 @@ export class KubernetesRuntime implements Runtime {
    * Conveyor holds whole (a variable added to its container by hand: server-side apply leaves
    * it, as the manifest does not name it), by replacing the object as the apply left it without
    * them, at that resourceVersion. When the object changed in between (409), both again.
+   * A failure is said by `explain` (default: describeKubernetesError).
    */
-  private async applyOne(c: KubeClient, o: KubeObject): Promise<void> {
+  private async applyOne(c: KubeClient, o: KubeObject, explain = (e: unknown, x: KubeObject) => describeKubernetesError(e, c.origin, describeObject(x))): Promise<void> {
     try {
       for (let attempt = 1; ; attempt++) {
         const live = await c.objects.apply(o);
@@ -798,7 +911,7 @@ export class KubernetesRuntime implements Runtime {
         }
       }
     } catch (e) {
-      throw new KubernetesError(describeKubernetesError(e, c.origin, describeObject(o)));
+      throw new KubernetesError(explain(e, o));
     }
   }
 
@@ -1192,6 +1305,8 @@ const CLUSTER_SCOPED = new Set([
 const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit. */
+const LABEL_VALUE = /^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_DEBOUNCE_MS = 250;
 const ROLLOUT_POLL_MS = 500;

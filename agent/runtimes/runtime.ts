@@ -41,6 +41,20 @@ export interface ApplyContext {
   progress(message: string): void;
   /** Aborted on cancel; a runtime stops what it started and restores the previous release. */
   signal: AbortSignal;
+  /**
+   * Where a key of the environment is written in conveyor.yml (`['env', 'PORT']`,
+   * `['kubernetes', 'context']`; `[]`: the environment's name), the file named as messages name
+   * it; undefined when it is not written there. A failure whose fix is in conveyor.yml starts its
+   * reason with it, as config errors do: `conveyor.yml:12:7: ...`.
+   */
+  locate?(keyPath: readonly string[]): ConfigPosition | undefined;
+}
+
+/** A place in a file: 1-based line and column. */
+export interface ConfigPosition {
+  file: string;
+  line: number;
+  column: number;
 }
 
 export type ApplyResult =

@@ -21,6 +21,7 @@ import {
 } from '../../../agent/runtimes/kubernetes';
 import type { ApplyContext, ApplyResult, DesiredState } from '../../../agent/runtimes/runtime';
 import { freePort } from '../../support/docker';
+import { startAgent } from '../../support/fixtures';
 import { startCluster, type Cluster } from '../../support/kubernetes';
 import { testRelease } from '../../support/runtimes';
 
@@ -46,6 +47,17 @@ async function deploy(apply: Promise<ApplyResult>, ...kubelet: Promise<unknown>[
   if (r.ok) await marked;
   else marked.catch(() => undefined);
   return r;
+}
+
+/** `file:line:column` of the first line of `lines` that starts (after its indentation) with `start`. */
+function positionOf(file: string, lines: string[], start: string): string {
+  const i = lines.findIndex((l) => l.trimStart().startsWith(start));
+  assert.ok(i >= 0, `no line starts with ${start}`);
+  return `${file}:${i + 1}:${lines[i].length - lines[i].trimStart().length + 1}`;
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** Polls `probe` until it returns a value that is not undefined (at most `ms`). */
@@ -301,6 +313,101 @@ describe('KubernetesRuntime (real kube-apiserver and controller-manager, fake ku
     const deployment = await get(`/apis/apps/v1/namespaces/${ns}/deployments/web`);
     assert.equal(deployment.metadata.labels[LABEL.release], '1');
     assert.equal(await get(`/api/v1/namespaces/${ns}/configmaps/web-env-3`), undefined);
+  });
+
+  it('starts the reason of a deploy the API server refuses with the line in conveyor.yml where the fix is', async () => {
+    const workspace = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-k8s-config-')));
+    const at = cluster.uniqueNamespace('conveyor-yml');
+    // Valid for conveyor.yml, refused by the API server: a ConfigMap key takes at most 253
+    // characters, and a label value (the environment's name is one) ends with a letter or digit.
+    const long = `V${'A'.repeat(253)}`;
+    const lines = [
+      'pipeline: {stages: [{name: test, run: "true"}]}',
+      'environments:',
+      '  web:',
+      '    runtime: kubernetes',
+      `    kubernetes: { kubeconfig: ${JSON.stringify(cluster.kubeconfigPath)}, namespace: ${at} }`,
+      '    env:',
+      '      GREETING: hello',
+      `      ${long}: x`,
+      '  web-:',
+      '    runtime: kubernetes',
+      `    kubernetes: { kubeconfig: ${JSON.stringify(cluster.kubeconfigPath)}, namespace: ${at} }`,
+      '  locked:',
+      '    runtime: kubernetes',
+      '    kubernetes:',
+      `      namespace: ${at}`,
+      `      kubeconfig: ${JSON.stringify(cluster.writeKubeconfig(cluster.unprivilegedToken))}`,
+      '',
+    ];
+    fs.writeFileSync(path.join(workspace, 'conveyor.yml'), lines.join('\n'));
+    const agent = await startAgent(workspace);
+    try {
+      assert.ok(agent.config().valid, JSON.stringify(agent.config().diagnostics));
+      const reason = async (environment: string) => {
+        const s = agent.deployer.deploy({ environment, artifact: release(1).artifact, runId: null, stage: null, commit: null, requestedBy: 'test' }, 'manual');
+        assert.ok(s.ok, JSON.stringify(s));
+        const d = await s.value.done;
+        assert.equal(d.status, 'failed', d.reason ?? '');
+        return d.reason ?? '';
+      };
+      assert.match(
+        await reason('web'),
+        new RegExp(`^${escape(positionOf('conveyor.yml', lines, `${long}:`))}: ConfigMap web-env-1: the API server rejected it \\(422 Invalid\\): data\\[${long}\\]: Invalid value: .*must be no more than 253 characters.*; rename that variable under env:$`),
+      );
+      assert.match(
+        await reason('web-'),
+        new RegExp(`^${escape(positionOf('conveyor.yml', lines, 'web-:'))}: the environment's name "web-" is not a valid Kubernetes label value, and it is the value of the label ${escape(LABEL.environment)} on its objects: rename the environment`),
+      );
+      // No field: the environment's kubeconfig, whose user lacks the permission.
+      assert.match(
+        await reason('locked'),
+        new RegExp(`^${escape(positionOf('conveyor.yml', lines, 'kubeconfig:'))}: [a-z.]+ is forbidden: User "nobody" cannot list .*\\(403 Forbidden\\): the kubeconfig's user "test-user" lacks that RBAC permission`),
+      );
+    } finally {
+      await agent.stop();
+      fs.rmSync(workspace, { recursive: true, force: true });
+    }
+  });
+
+  it('points a field of the user\'s manifests that the API server refuses at its file, line and column', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-k8s-user-'));
+    try {
+      const file = path.join(dir, 'api.yaml');
+      const lines = [
+        'apiVersion: v1',
+        'kind: Service',
+        'metadata: { name: bad-api }',
+        'spec: { selector: { app: bad-api }, ports: [{ port: 80, targetPort: 8080 }] }',
+        '---',
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata:',
+        '  name: bad-api',
+        'spec:',
+        '  selector:',
+        '    matchLabels: { app: bad-api }',
+        '  template:',
+        '    metadata:',
+        '      labels: { app: bad-api }',
+        '    spec:',
+        '      containers:',
+        '        - image: placeholder',
+        '          name: Not_A_Name',
+        '',
+      ];
+      fs.writeFileSync(file, lines.join('\n'));
+      const user = new KubernetesRuntime({ kubeconfig: cluster.kubeconfigPath, namespace: ns, manifests: [dir] });
+      const r = await user.apply(desired(release(1, { environment: 'bad-api' })), 'recreate', ctx());
+      user.dispose();
+      assert.ok(!r.ok);
+      // The value's own column: `name: Not_A_Name` is written at column 11, its value at 17.
+      const name = positionOf(file, lines, 'name: Not_A_Name').replace(/:(\d+)$/, (_, col: string) => `:${Number(col) + 'name: '.length}`);
+      assert.match(r.reason, new RegExp(`^${escape(name)}: Deployment bad-api: the API server rejected it \\(422 Invalid\\): spec\\.template\\.spec\\.containers\\[0\\]\\.name: Invalid value: "Not_A_Name": .*; fix that field in api\\.yaml$`));
+      assert.equal(await get(`/apis/apps/v1/namespaces/${ns}/deployments/bad-api`), undefined);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says to check the kubeconfig\'s user on a wrong token (401), RBAC on 403, and the server when it cannot be reached', async () => {
