@@ -11,6 +11,7 @@ import { benchWatch } from './watch';
 import { benchGitops } from './gitops';
 import { benchLoad } from './load';
 import { benchHistory } from './history';
+import { benchCluster } from './cluster';
 import type { BenchResult } from './util';
 
 /**
@@ -28,6 +29,7 @@ const ALL: Record<string, () => Promise<BenchResult>> = {
   gitops: benchGitops,
   load: benchLoad,
   history: benchHistory,
+  cluster: benchCluster,
 };
 
 async function main(): Promise<void> {
