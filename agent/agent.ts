@@ -19,6 +19,9 @@ import { Store } from './store/store';
 import { reportUnexpected } from './util/lifecycle';
 import { CommitWatcher } from './watch/commits';
 import { DevelopLoop } from './watch/develop';
+import { isAlive } from './util/process';
+
+export { isAlive };
 
 export const VERSION: string = packageVersion;
 
@@ -436,14 +439,5 @@ function releaseLock(conveyorDir: string): void {
     if (Number(fs.readFileSync(lock, 'utf8').trim()) === process.pid) fs.rmSync(lock, { force: true });
   } catch {
     // Already gone.
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

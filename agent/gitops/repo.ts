@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { GitOpsConfig } from '../protocol';
 import { err, ok, type Result } from '../util/lifecycle';
+import { isAlive } from '../util/process';
 
 /** A git command that failed, with what git said. */
 export class StateRepoError extends Error {
@@ -293,16 +294,6 @@ function removeAbandoned(dir: string): void {
     const pid = Number(/^index-(\d+)-/.exec(name)?.[1]);
     if (pid === process.pid || isAlive(pid)) continue;
     fs.rmSync(path.join(dir, name), { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

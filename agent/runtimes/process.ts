@@ -7,6 +7,7 @@ import { Emitter, toDisposable, type IDisposable } from '../util/lifecycle';
 import { probeOnce, waitHealthy } from './health';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime, RuntimeServices } from './runtime';
 import { safeSegment, unpackRelease } from './unpack';
+import { groupExists, isAlive } from '../util/process';
 
 /**
  * What the runtime needs of the agent's traffic switches (see SwitchBoard in proxy.ts) beyond
@@ -701,7 +702,7 @@ export class ProcessRuntime implements Runtime {
         return;
       }
     }
-    if (!groupExists(pid) && !processExists(pid)) {
+    if (!groupExists(pid) && !isAlive(pid)) {
       if (inst.alive) this.gone(env, inst, 'was found gone');
       return;
     }
@@ -977,27 +978,9 @@ function readEnviron(pid: number): Record<string, string> | null {
   }
 }
 
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function groupExists(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Is the recorded instance still the process with that pid (not a zombie, not a reused pid)? */
 function instanceAlive(rec: InstanceRecord): boolean {
-  if (!rec.pid || !processExists(rec.pid)) return false;
+  if (!rec.pid || !isAlive(rec.pid)) return false;
   const stat = readProcStat(rec.pid);
   if (!stat) return true;
   if (stat.state === 'Z' || stat.state === 'X') return false;
@@ -1017,7 +1000,7 @@ async function waitGone(pgid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
     const leader = readProcStat(pgid);
-    const leaderGone = leader ? leader.state === 'Z' || leader.state === 'X' : !processExists(pgid);
+    const leaderGone = leader ? leader.state === 'Z' || leader.state === 'X' : !isAlive(pgid);
     if (!groupExists(pgid) || (leaderGone && !groupHasLiveMember(pgid))) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 25));

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { Release } from '../protocol';
+import { isAlive } from '../util/process';
 
 /**
  * Files artifacts, made ready to run: a release's artifact (a file in the agent's store, named by
@@ -166,16 +167,6 @@ function removeAbandoned(parent: string, base: string): void {
     const pid = Number(name.slice(prefix.length).split('-')[0]);
     if (pid === process.pid || isAlive(pid)) continue;
     fs.rmSync(path.join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

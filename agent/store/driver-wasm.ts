@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Wasm from 'node-sqlite3-wasm';
 import { pragmaText, type BindParameters, type EngineInfo, type RunResult, type SqliteDatabase, type SqliteStatement, type SqlValue } from './sqlite';
+import { isAlive } from '../util/process';
 
 /**
  * node-sqlite3-wasm behind the seam.
@@ -262,15 +263,6 @@ function readOwner(ownerFile: string): number | undefined {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
