@@ -4,13 +4,13 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import type Docker from 'dockerode';
 import type { Agent } from '../agent/agent';
-import type { AgentEvent, Release, StageInfo } from '../agent/protocol';
+import type { AgentEvent, StageInfo } from '../agent/protocol';
 import { connectKubernetes, renderManifests } from '../agent/runtimes/kubernetes';
 import { buildImage, type BuiltImage } from '../agent/steps/image-build';
 import { copyFixture, dockerCli, dockerClient, httpGet, removeByLabel, requireDocker, TEST_LABEL, testRunLabel, uniqueRepository } from '../test/support/docker';
 import { eventsOf, finished, startAgent, startRun, TempRepo, until } from '../test/support/fixtures';
-import { startCluster, type Cluster } from '../test/support/kubernetes';
-import { median, type BenchResult } from './util';
+import { ReadyLoop, startCluster, type Cluster } from '../test/support/kubernetes';
+import { imageRelease, median, waitEvent, type BenchResult } from './util';
 
 const ROUNDS = 5;
 const EXECUTORS = ['local', 'docker', 'swarm', 'kubernetes'] as const;
@@ -148,41 +148,9 @@ async function benchExecutors(cluster: Cluster, lines: string[], figures: Record
 
 // -- 2 and 3. environments -----------------------------------------------------------------------
 
-/**
- * Marks each pending pod of a namespace's environments Running and Ready, as a node would, until
- * stopped. The agent runs in this process, so it is stopped while CPU is measured.
- */
-class Kubelet {
-  private running = true;
-  private readonly loop: Promise<void>;
-  private failure: Error | undefined;
-
-  constructor(cluster: Cluster, namespace: string) {
-    this.loop = (async () => {
-      while (this.running) {
-        try {
-          await cluster.fakeKubelet.markReady(namespace, 'conveyor.environment', { onlyPending: true, timeoutMs: 200 });
-        } catch (e) {
-          // No pending pod within the wait: look again. Anything else is a fault of the cluster.
-          if (!/pods matching .* appeared/.test((e as Error).message)) {
-            this.failure = e as Error;
-            return;
-          }
-        }
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-    if (this.failure) throw this.failure;
-  }
-}
-
 /** One agent whose conveyor.yml declares as many environments as a step of the benchmark needs. */
 class Fleet {
-  private kubelets: Kubelet[] = [];
+  private kubelets: ReadyLoop[] = [];
   readonly namespace: string;
   readonly rawNamespace: string;
 
@@ -239,7 +207,7 @@ class Fleet {
   }
 
   startKubelets(): void {
-    if (this.kind === 'kubernetes') this.kubelets = [new Kubelet(this.cluster, this.namespace), new Kubelet(this.cluster, this.rawNamespace)];
+    if (this.kind === 'kubernetes') this.kubelets = [new ReadyLoop(this.cluster, this.namespace, 200), new ReadyLoop(this.cluster, this.rawNamespace, 200)];
   }
 
   async stopKubelets(): Promise<void> {
@@ -473,19 +441,7 @@ async function rawKubernetes(fleet: Fleet): Promise<number> {
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: FLEET }, async (_, i) => {
-      const release: Release = {
-        environment: `raw${i}`,
-        number: 1,
-        artifact: { kind: 'image', repository: image.repository, digest: image.digest },
-        command: [],
-        env: {},
-        containerPort: 8080,
-        replicas: 1,
-        runId: null,
-        commit: null,
-        createdAt: new Date().toISOString(),
-        createdBy: 'bench',
-      };
+      const release = imageRelease(`raw${i}`, 1, image);
       const objects = renderManifests({ release, healthCheck: { kind: 'http', path: '/version', timeoutMs: 120_000, intervalMs: 1000 }, secrets: {}, namespace: ns, strategy: 'recreate' });
       for (const o of objects) {
         const base = o.apiVersion === 'v1' ? `/api/v1/namespaces/${ns}` : `/apis/${o.apiVersion}/namespaces/${ns}`;
@@ -534,20 +490,6 @@ async function setEnv(cluster: Cluster, ns: string, env: string, vars: { name: s
   });
   const r = await cluster.request('PATCH', at, { spec: { template: { spec: { containers } } } });
   if (r.status !== 200) throw new Error(`patching ${at}: ${JSON.stringify(r.body)}`);
-}
-
-/** Waits until an event after `since` satisfies `match`; resolves with the time it was seen. */
-async function waitEvent(agent: Agent, since: number, match: (e: AgentEvent) => boolean, timeoutMs = 60_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let cursor = since;
-  while (Date.now() < deadline) {
-    for (const e of agent.store.events(cursor, 10_000)) {
-      cursor = e.seq;
-      if (match(e)) return performance.now();
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error('timed out waiting for an event');
 }
 
 /** `docker events` for one service's update: resolves `seen` when the daemon prints it. */

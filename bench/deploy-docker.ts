@@ -19,7 +19,7 @@ import {
   testRunLabel,
   uniqueRepository,
 } from '../test/support/docker';
-import { median, type BenchResult } from './util';
+import { imageRelease, median, type BenchResult } from './util';
 
 const ROUNDS = 5;
 const SWITCHES = 5;
@@ -56,19 +56,7 @@ export async function benchDeployDocker(): Promise<BenchResult> {
       if (!r.ok) throw new Error(`${r.error.reason}\n${r.error.log}`);
       images.push(r.value);
     }
-    const release = (environment: string, number: number, image: BuiltImage): Release => ({
-      environment,
-      number,
-      artifact: { kind: 'image', repository: image.repository, digest: image.digest },
-      command: [],
-      env: {},
-      containerPort: 8080,
-      replicas: 1,
-      runId: null,
-      commit: null,
-      createdAt: new Date().toISOString(),
-      createdBy: 'bench',
-    });
+    const release = imageRelease;
     const desired = (r: Release): DesiredState => ({ release: r, healthCheck: CHECK, publicPort: sw.publicPort, secrets: {} });
     const ref = `${images[0].repository}@${images[0].digest}`;
 

@@ -1,12 +1,10 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import type { Agent } from '../agent/agent';
 import { waitHealthy } from '../agent/runtimes/health';
 import { buildImage, type BuiltImage } from '../agent/steps/image-build';
-import type { AgentEvent } from '../agent/protocol';
 import { copyFixture, dockerCli, dockerClient, freePort, removeByLabel, requireDocker, TEST_LABEL, testRunLabel, uniqueRepository } from '../test/support/docker';
 import { startAgent, TempRepo } from '../test/support/fixtures';
-import { median, type BenchResult } from './util';
+import { median, waitEvent, type BenchResult } from './util';
 
 const ROUNDS = 5;
 const FLEET_ENVS = 20;
@@ -34,20 +32,6 @@ ${Array.from({ length: FLEET_ENVS }, (_, i) => `  fleet${i}:\n    runtime: docke
 gitops: { interval: 10m }
 # ${label}
 `;
-
-/** Waits until an event after `since` satisfies `match`; resolves with the time it was seen. */
-async function waitEvent(agent: Agent, since: number, match: (e: AgentEvent) => boolean, timeoutMs = 60_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let cursor = since;
-  while (Date.now() < deadline) {
-    for (const e of agent.store.events(cursor, 10_000)) {
-      cursor = e.seq;
-      if (match(e)) return performance.now();
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error('timed out waiting for an event');
-}
 
 /** `docker events` for one container: resolves when it prints the event (the daemon's own latency, raw). */
 function rawEvent(id: string, event: string): { ready: Promise<void>; seen: Promise<number>; stop: () => void } {

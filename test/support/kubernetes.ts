@@ -344,3 +344,36 @@ function terminate(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/**
+ * A kubelet's loop for the test cluster: marks each pending pod of the namespace's environments
+ * Running and Ready once it exists, as a node would after starting its container, until stopped.
+ * `waitMs` is how long each look waits for a pending pod.
+ */
+export class ReadyLoop {
+  private running = true;
+  private readonly loop: Promise<void>;
+  private failure: Error | undefined;
+
+  constructor(cluster: Cluster, namespace: string, waitMs = 300) {
+    this.loop = (async () => {
+      while (this.running) {
+        try {
+          await cluster.fakeKubelet.markReady(namespace, 'conveyor.environment', { onlyPending: true, timeoutMs: waitMs });
+        } catch (e) {
+          // No pending pod within the wait: look again. Anything else is a fault of the cluster.
+          if (!/pods matching .* appeared/.test((e as Error).message)) {
+            this.failure = e as Error;
+            return;
+          }
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    if (this.failure) throw this.failure;
+  }
+}

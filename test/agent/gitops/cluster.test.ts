@@ -10,7 +10,7 @@ import { buildImage, type BuiltImage } from '../../../agent/steps/image-build';
 import { copyFixture, dockerCli, dockerClient, httpGet, removeByLabel, requireDocker, TEST_LABEL, testRunLabel, uniqueRepository } from '../../support/docker';
 import { events } from '../../support/events';
 import { startAgent, TempRepo, until } from '../../support/fixtures';
-import { startCluster, type Cluster } from '../../support/kubernetes';
+import { ReadyLoop, startCluster, type Cluster } from '../../support/kubernetes';
 
 const HEALTH = 'health: { http: /version, timeout: 30s, interval: 500ms }';
 
@@ -75,38 +75,6 @@ class StateCheckout {
 }
 
 /**
- * A kubelet for the test cluster: marks each pod of the namespace's environments Running and
- * Ready once it exists, as a node would after starting its container, until stopped.
- */
-class Kubelet {
-  private running = true;
-  private readonly loop: Promise<void>;
-  private failure: Error | undefined;
-
-  constructor(cluster: Cluster, namespace: string) {
-    this.loop = (async () => {
-      while (this.running) {
-        try {
-          await cluster.fakeKubelet.markReady(namespace, 'conveyor.environment', { onlyPending: true, timeoutMs: 300 });
-        } catch (e) {
-          // No pending pod within the wait: look again. Anything else is a fault of the cluster.
-          if (!/pods matching .* appeared/.test((e as Error).message)) {
-            this.failure = e as Error;
-            return;
-          }
-        }
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-    if (this.failure) throw this.failure;
-  }
-}
-
-/**
  * GitOps beyond one machine, through a real agent: environments on a real single-node swarm and
  * on a real kube-apiserver and controller-manager (the test's kubelet marks pods ready), deployed
  * with an image from the real registry, changed by hand, healed by policy, and changed by a
@@ -117,7 +85,7 @@ describe('gitops: swarm and kubernetes environments through the agent', function
   const docker = dockerClient();
   const label = testRunLabel('gitops-cluster');
   let cluster: Cluster;
-  let kubelet: Kubelet | undefined;
+  let kubelet: ReadyLoop | undefined;
   let ns: string;
   let repo: TempRepo;
   let agent: Agent;
@@ -175,7 +143,7 @@ describe('gitops: swarm and kubernetes environments through the agent', function
     }
     cluster = await startCluster();
     ns = cluster.uniqueNamespace('gitops');
-    kubelet = new Kubelet(cluster, ns);
+    kubelet = new ReadyLoop(cluster, ns);
     repo = new TempRepo({ 'conveyor.yml': CONFIG(`{ kubeconfig: "${cluster.kubeconfigPath}", namespace: ${ns} }`) });
     agent = await startAgent(repo, { pollMs: 200 });
   });
