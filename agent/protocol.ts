@@ -785,6 +785,14 @@ export type AgentEvent =
   | { type: 'stage.changed'; stage: StageInfo }
   | { type: 'step.changed'; step: StepInfo }
   | { type: 'log'; runId: number; stage: string; attempt: number; step: number; text: string }
+  /**
+   * Test results of a stage attempt. A big report comes as several of these events in a row
+   * (about 1 MiB or 1000 results each), which append: `first` is the index of the event's first
+   * result in the report (absent: 0, a report of one event), `passed`/`failed`/`skipped` count
+   * the event's own results, and `total` is the number of results in the whole report. `note`,
+   * on the first event only, says what was left out (messages shortened past the report's
+   * budget) and where the full report is.
+   */
   | {
       type: 'tests.reported';
       runId: number;
@@ -794,6 +802,9 @@ export type AgentEvent =
       failed: number;
       skipped: number;
       results: TestResult[];
+      first?: number;
+      total?: number;
+      note?: string;
     }
   | { type: 'report.unreadable'; runId: number; stage: string; attempt: number; path: string; reason: string }
   | { type: 'load.reported'; runId: number; stage: string; attempt: number; environment: string; url: string; result: LoadSummary }

@@ -32,6 +32,12 @@ async function main() {
       entryPoints: [path.join(root, 'agent/cli/main.ts')],
       outfile: path.join(dist, 'cli.js'),
     }),
+    // The worker thread that parses big test reports; the bundles find it beside themselves.
+    esbuild.build({
+      ...common,
+      entryPoints: [path.join(root, 'agent/reports/reportWorker.ts')],
+      outfile: path.join(dist, 'reportWorker.js'),
+    }),
   ];
   const ext = path.join(root, 'extension/extension.ts');
   if (fs.existsSync(ext)) {

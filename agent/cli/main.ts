@@ -300,6 +300,8 @@ async function followRun(agent: AgentClient, run: RunSummary, since: number, det
     partial.set(key, keep);
   };
   let finished: RunSummary | undefined;
+  /** The counts of a report that comes in several events, until its last one. */
+  const reports = new Map<string, { passed: number; failed: number; skipped: number; failures: string[] }>();
   await agent.follow(since, (e: SequencedEvent) => {
     if (c.json) {
       if (e.type === 'run.finished' && e.run.id === run.id) {
@@ -322,15 +324,26 @@ async function followRun(agent: AgentClient, run: RunSummary, since: number, det
       case 'stage.changed':
         if (e.stage.runId === run.id && e.stage.status !== 'pending') c.out(stageLine(style, e.stage));
         break;
-      case 'tests.reported':
-        if (e.runId === run.id) {
-          c.out(`  ${e.stage}: tests ${paint(style, 'green', `${e.passed} passed`)}, ${paint(style, e.failed ? 'red' : 'gray', `${e.failed} failed`)}, ${e.skipped} skipped`);
-          for (const t of e.results.filter((r) => r.status === 'failed').slice(0, 10)) {
-            const where = t.location ? ` (${path.relative(process.cwd(), t.location.file)}:${t.location.line}:${t.location.column})` : '';
-            c.out(`    ✗ ${t.suite ? `${t.suite} › ` : ''}${t.name}${where}: ${(t.message ?? '').split('\n')[0]}`);
-          }
+      case 'tests.reported': {
+        if (e.runId !== run.id) break;
+        // A big report comes in several events: one line for the report once its last one is in.
+        const key = `${e.stage}/${e.attempt}`;
+        const all = reports.get(key) ?? { passed: 0, failed: 0, skipped: 0, failures: [] };
+        reports.set(key, all);
+        all.passed += e.passed;
+        all.failed += e.failed;
+        all.skipped += e.skipped;
+        if (e.note) c.out(paint(style, 'yellow', `  ${e.stage}: ${e.note}`));
+        for (const t of e.results.filter((r) => r.status === 'failed').slice(0, Math.max(0, 10 - all.failures.length))) {
+          const where = t.location ? ` (${path.relative(process.cwd(), t.location.file)}:${t.location.line}:${t.location.column})` : '';
+          all.failures.push(`    ✗ ${t.suite ? `${t.suite} › ` : ''}${t.name}${where}: ${(t.message ?? '').split('\n')[0]}`);
         }
+        if (e.total !== undefined && (e.first ?? 0) + e.results.length < e.total) break;
+        reports.delete(key);
+        c.out(`  ${e.stage}: tests ${paint(style, 'green', `${all.passed} passed`)}, ${paint(style, all.failed ? 'red' : 'gray', `${all.failed} failed`)}, ${all.skipped} skipped`);
+        for (const line of all.failures) c.out(line);
         break;
+      }
       case 'report.unreadable':
         if (e.runId === run.id) c.out(paint(style, 'yellow', `  ${e.stage}: report unreadable: ${e.reason}`));
         break;

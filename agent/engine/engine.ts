@@ -68,6 +68,15 @@ export interface RunRequest extends Omit<StartRunRequest, 'trigger'> {
 /** Longest text kept per field of a test result (messages, stacks). */
 const MAX_TEST_FIELD = 16 * 1024;
 /**
+ * Characters of test messages (and stacks, expected and actual values) one report keeps in full,
+ * failures first; each field of the results past it keeps SHORT_TEST_FIELD characters.
+ */
+const REPORT_TEXT_BUDGET = 4 * 1024 * 1024;
+const SHORT_TEST_FIELD = 200;
+/** A report's results go out in events of at most this many results, or about this much JSON. */
+const RESULTS_PER_EVENT = 1000;
+const RESULTS_EVENT_BYTES = 1024 * 1024;
+/**
  * Longest list of test files put in $CONVEYOR_TESTS, in bytes. One variable may hold 128 KiB and
  * a process's command and variables together not much more; a longer list is only in the file.
  */
@@ -709,22 +718,42 @@ export class Engine {
       this.emit({ type: 'report.unreadable', ...base, reason: `${stage.report!.path} was not rewritten by this attempt, so it is stale` });
       return;
     }
-    const parsed = await readReport(stage.report!.format, file, { workspaceRoot: root, cwd });
+    const parsed = await readReport(
+      stage.report!.format,
+      file,
+      { workspaceRoot: root, cwd },
+      { messages: { chars: REPORT_TEXT_BUDGET, short: SHORT_TEST_FIELD, field: MAX_TEST_FIELD } },
+    );
     if (!parsed.ok) {
       this.emit({ type: 'report.unreadable', ...base, reason: masker.mask(parsed.reason) });
       return;
     }
     const results = parsed.results.map((r) => this.cleanResult(r, root, masker));
-    this.emit({
-      type: 'tests.reported',
-      runId: x.summary.id,
-      stage: stage.name,
-      attempt,
-      passed: results.filter((r) => r.status === 'passed').length,
-      failed: results.filter((r) => r.status === 'failed').length,
-      skipped: results.filter((r) => r.status === 'skipped').length,
-      results,
-    });
+    const note = parsed.shortened
+      ? masker.mask(
+          `the messages of ${parsed.shortened} of the ${results.length} results were cut to ${SHORT_TEST_FIELD} characters each, ` +
+            `past ${REPORT_TEXT_BUDGET / (1024 * 1024)} MiB of the report's text (failures kept theirs first); the full report is ${file}`,
+        )
+      : undefined;
+    const batches = resultBatches(results);
+    let first = 0;
+    for (const batch of batches) {
+      // Several events: let the API and the other stages in between them.
+      if (first > 0) await new Promise((resolve) => setImmediate(resolve));
+      this.emit({
+        type: 'tests.reported',
+        runId: x.summary.id,
+        stage: stage.name,
+        attempt,
+        passed: batch.filter((r) => r.status === 'passed').length,
+        failed: batch.filter((r) => r.status === 'failed').length,
+        skipped: batch.filter((r) => r.status === 'skipped').length,
+        results: batch,
+        ...(batches.length > 1 ? { first, total: results.length } : {}),
+        ...(first === 0 && note ? { note } : {}),
+      });
+      first += batch.length;
+    }
   }
 
   /** Masks, bounds, and maps locations inside a snapshot back to the user's files. */
@@ -830,4 +859,22 @@ function mtimeOf(file: string): number | undefined {
 function isInside(file: string, dir: string): boolean {
   const rel = path.relative(dir, file);
   return !!rel && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+/** Splits a report's results into the `tests.reported` events they go out in (at least one). */
+function resultBatches(results: TestResult[]): TestResult[][] {
+  const out: TestResult[][] = [[]];
+  let bytes = 0;
+  for (const r of results) {
+    const size = JSON.stringify(r).length;
+    const last = out[out.length - 1];
+    if (last.length > 0 && (last.length >= RESULTS_PER_EVENT || bytes + size > RESULTS_EVENT_BYTES)) {
+      out.push([r]);
+      bytes = size;
+    } else {
+      last.push(r);
+      bytes += size;
+    }
+  }
+  return out;
 }

@@ -37,8 +37,11 @@ export function describeEvent(e: SequencedEvent): { title: string; level: Level 
     }
     case 'log':
       return line(`#${e.runId} ${e.stage}: ${firstLine(e.text)}`, 'info');
-    case 'tests.reported':
-      return line(`#${e.runId} ${e.stage}: ${e.passed} passed, ${e.failed} failed, ${e.skipped} skipped`, e.failed ? 'error' : 'success');
+    case 'tests.reported': {
+      // A big report comes in several events: each says which of the report's results it holds.
+      const part = e.total !== undefined ? ` (results ${(e.first ?? 0) + 1}–${(e.first ?? 0) + e.results.length} of ${e.total})` : '';
+      return line(`#${e.runId} ${e.stage}: ${e.passed} passed, ${e.failed} failed, ${e.skipped} skipped${part}`, e.failed ? 'error' : 'success');
+    }
     case 'report.unreadable':
       return line(`#${e.runId} ${e.stage}: report ${e.path} unreadable: ${firstLine(e.reason)}`, 'warning');
     case 'artifact.recorded':

@@ -14,14 +14,18 @@
  * - `expected` and `actual` are strings: strings as they are, other values as JSON.
  * - `location` points inside the workspace (see `locate.ts`), else null.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { ReportFormat, TestResult } from '../protocol';
+import { shortenMessages, type MessageBudget } from './budget';
 import { parseJUnit } from './junit';
 import { parseMochaJson } from './mocha-json';
 import { parseTap } from './tap';
 
-export type ReportParseResult = { ok: true; results: TestResult[] } | { ok: false; reason: string };
+/** `shortened`: how many results had their texts cut by a `MessageBudget` (readReport only). */
+export type ReportParseResult = { ok: true; results: TestResult[]; shortened?: number } | { ok: false; reason: string };
 
 export interface ReportContext {
   /** Absolute path of the workspace folder: only locations inside it are reported. */
@@ -33,9 +37,23 @@ export interface ReportContext {
 export interface ReadReportOptions {
   /** Larger files are refused. Default 256 MiB. */
   maxBytes?: number;
+  /** Bounds the text the results keep (see `budget.ts`); the answer's `shortened` counts the results cut. */
+  messages?: MessageBudget;
+  /**
+   * Larger files are parsed in a worker thread, so that a big report does not hold up the
+   * event loop (the agent's API, the other stages) for seconds. Default 1 MiB.
+   */
+  workerAbove?: number;
 }
 
 export const DEFAULT_MAX_REPORT_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_WORKER_ABOVE_BYTES = 1024 * 1024;
+
+/**
+ * The worker's entry: beside this module once compiled (out/agent/reports/), and beside the
+ * bundle (dist/reportWorker.js, built by scripts/bundle.js), since bundled code's __dirname is dist/.
+ */
+const WORKER_FILE = path.join(__dirname, 'reportWorker.js');
 
 const FORMAT_NAMES: Record<ReportFormat, string> = {
   junit: 'JUnit XML',
@@ -69,6 +87,51 @@ export function parseReport(format: ReportFormat, text: string, ctx: ReportConte
   }
 }
 
+/** Decodes, parses and bounds a report's bytes: what the worker does, and readReport for small files. */
+export function parseReportBytes(format: ReportFormat, bytes: Uint8Array, ctx: ReportContext, messages?: MessageBudget): ReportParseResult {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const parsed = parseReport(format, text, ctx);
+  if (!parsed.ok || !messages) return parsed;
+  try {
+    return { ok: true, results: parsed.results, shortened: shortenMessages(parsed.results, messages) };
+  } catch (err) {
+    return { ok: false, reason: `could not read the ${FORMAT_NAMES[format]} report: ${describeError(err)}` };
+  }
+}
+
+/**
+ * `parseReportBytes` in a worker thread: the event loop stays free while it runs. The bytes'
+ * memory moves to the worker when they fill their buffer (they are copied otherwise). Answers
+ * null when the worker's entry file is not there (then parse on this thread). Never throws.
+ */
+export function parseReportOffThread(format: ReportFormat, bytes: Uint8Array, ctx: ReportContext, messages?: MessageBudget): Promise<ReportParseResult | null> {
+  if (!fs.existsSync(WORKER_FILE)) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const name = Object.prototype.hasOwnProperty.call(FORMAT_NAMES, format) ? FORMAT_NAMES[format] : String(format);
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    let answered = false;
+    const answer = (r: ReportParseResult) => {
+      if (answered) return;
+      answered = true;
+      resolve(r);
+      void worker.terminate();
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_FILE, {
+        workerData: { format, bytes, ctx: { workspaceRoot: ctx.workspaceRoot, cwd: ctx.cwd }, messages },
+        transferList: whole ? [bytes.buffer as ArrayBuffer] : [],
+      });
+    } catch (err) {
+      resolve({ ok: false, reason: `could not read the ${name} report: ${describeError(err)}` });
+      return;
+    }
+    worker.once('message', (r: ReportParseResult) => answer(r));
+    worker.once('error', (err) => answer({ ok: false, reason: `could not read the ${name} report: ${describeError(err)}` }));
+    worker.once('exit', (code) => answer({ ok: false, reason: `could not read the ${name} report: its reader stopped (exit code ${code})` }));
+  });
+}
+
 /**
  * Reads and parses a report file (a relative path resolves against `ctx.cwd`). A missing file,
  * an empty file, a directory or a file over `maxBytes` answers ok:false with a reason a user
@@ -96,24 +159,30 @@ export async function readReport(
     if (stat.size > maxBytes) {
       return {
         ok: false,
-        reason: `the report file ${shown} is too large: ${formatBytes(stat.size)}, the limit is ${formatBytes(maxBytes)}`,
+        reason: tooLarge(shown, stat.size, maxBytes),
       };
     }
-    let text: string;
+    let buf: Buffer;
     try {
-      const buf = await fsp.readFile(full);
-      if (buf.length > maxBytes) {
-        return { ok: false, reason: `the report file ${shown} is too large: ${formatBytes(buf.length)}, the limit is ${formatBytes(maxBytes)}` };
-      }
-      text = buf.toString('utf8');
+      buf = await fsp.readFile(full);
+      if (buf.length > maxBytes) return { ok: false, reason: tooLarge(shown, buf.length, maxBytes) };
     } catch (err) {
       return { ok: false, reason: fileError(err, shown) };
     }
-    const parsed = parseReport(format, text, ctx);
+    const parsed =
+      (buf.length > (opts.workerAbove ?? DEFAULT_WORKER_ABOVE_BYTES) ? await parseReportOffThread(format, buf, ctx, opts.messages) : null) ??
+      parseReportBytes(format, buf, ctx, opts.messages);
     return parsed.ok ? parsed : { ok: false, reason: `${parsed.reason} (in ${shown})` };
   } catch (err) {
     return { ok: false, reason: `could not read the report file ${file}: ${describeError(err)}` };
   }
+}
+
+function tooLarge(shown: string, size: number, maxBytes: number): string {
+  return (
+    `the report file ${shown} is too large: ${formatBytes(size)}, the limit is ${formatBytes(maxBytes)}; ` +
+    'split the tests across stages with a report each, or have the runner leave the output of passing tests out of it'
+  );
 }
 
 function fileError(err: unknown, shown: string): string {

@@ -232,9 +232,10 @@ export class Store implements IDisposable {
         this.stmts.upsertStep.run(e.step);
         break;
       case 'tests.reported':
+        // A big report comes in several events: each one's results follow the ones before.
         e.results.forEach((t, i) =>
           this.stmts.insertTest.run(
-            e.runId, e.stage, e.attempt, i, t.suite, t.name, t.status, t.durationMs, t.message, t.expected,
+            e.runId, e.stage, e.attempt, (e.first ?? 0) + i, t.suite, t.name, t.status, t.durationMs, t.message, t.expected,
             t.actual, t.stack, t.location?.file ?? null, t.location?.line ?? null, t.location?.column ?? null,
           ),
         );

@@ -179,4 +179,12 @@ describe('timeline titles', () => {
     assert.deepEqual(later({ type: 'state.pushed', environment: 'staging', commit: 'abcdef1234', message: 'deploy staging@4\n\nmore' }), { title: 'State pushed in staging @ abcdef1: deploy staging@4', level: 'info' });
     assert.deepEqual(later({ type: 'load.measured', runId: 4, stage: 'load' }), { title: 'Load measured #4 load', level: 'info' });
   });
+
+  it('says which results of a report sent in several events each event holds', () => {
+    const at = { seq: 1, time: '2026-01-01T00:00:00.000Z' };
+    const result = { suite: '', name: 'a', status: 'failed' as const, durationMs: null, message: null, expected: null, actual: null, stack: null, location: null };
+    const base = { ...at, type: 'tests.reported' as const, runId: 4, stage: 'test', attempt: 1, passed: 0, failed: 2, skipped: 0, results: [result, result] };
+    assert.deepEqual(describeEvent(base), { title: '#4 test: 0 passed, 2 failed, 0 skipped', level: 'error' });
+    assert.deepEqual(describeEvent({ ...base, first: 1000, total: 1002 }), { title: '#4 test: 0 passed, 2 failed, 0 skipped (results 1001–1002 of 1002)', level: 'error' });
+  });
 });

@@ -437,9 +437,11 @@ fs.writeSync(out, '</testsuite>\\n</testsuites>\\n');
       const reported = events.find((e) => e.type === 'tests.reported' || e.type === 'report.unreadable') as SequencedEvent | undefined;
       const biggest = events.reduce((most, e) => Math.max(most, JSON.stringify(e).length), 0);
       const problems = await damage(agent);
+      // A big report's results come in several events.
+      const recorded = events.reduce((n, e) => (e.type === 'tests.reported' ? n + e.passed + e.failed + e.skipped : n), 0);
       const what =
         reported?.type === 'tests.reported'
-          ? `${(reported.passed + reported.failed + reported.skipped).toLocaleString('en-US')} results recorded`
+          ? `${recorded.toLocaleString('en-US')} results recorded in ${events.filter((e) => e.type === 'tests.reported').length} events`
           : reported?.type === 'report.unreadable'
             ? `unreadable: "${reported.reason}"`
             : 'nothing said about the report';

@@ -68,6 +68,7 @@ describe('VS Code extension package (.vsix)', function () {
       'extension/package.json',
       'extension/dist/extension.js',
       'extension/dist/cli.js',
+      'extension/dist/reportWorker.js',
       'extension/dist/conveyor.schema.json',
       'extension/media/conveyor.svg',
       'extension/node_modules/better-sqlite3/lib/index.js',

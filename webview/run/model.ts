@@ -114,11 +114,15 @@ export class RunModel {
           changes.logs.add(e.stage);
           break;
         }
-        case 'tests.reported':
+        case 'tests.reported': {
           if (e.runId !== id) break;
-          upsert(this.tests, { runId: id, stage: e.stage, attempt: e.attempt, results: e.results }, (t) => t.stage === e.stage && t.attempt === e.attempt);
+          const same = (t: StageTestResults) => t.stage === e.stage && t.attempt === e.attempt;
+          // A big report comes in several events: the ones after the first append at `first`.
+          const results = e.first ? [...(this.tests.find(same)?.results.slice(0, e.first) ?? []), ...e.results] : e.results;
+          upsert(this.tests, { runId: id, stage: e.stage, attempt: e.attempt, results }, same);
           changes.tests = true;
           break;
+        }
         case 'artifact.recorded': {
           const a = e.artifact;
           if (a.runId !== id) break;

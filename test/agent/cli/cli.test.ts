@@ -134,3 +134,34 @@ describe('conveyor CLI', function () {
     assert.equal(fs.existsSync(repo.path('.conveyor', 'agent.json')), false);
   });
 });
+
+describe('conveyor CLI: a big test report', function () {
+  this.timeout(120_000);
+
+  it('prints one line of counts for a report that comes in several events, with its failures', async () => {
+    // 2,500 results: more than one event of results.
+    const gen = `const lines = ['TAP version 13', '1..2500'];
+for (let i = 1; i <= 2500; i++) lines.push((i % 1000 === 0 ? 'not ok ' : 'ok ') + i + ' - case ' + i);
+require('node:fs').writeFileSync('report.tap', lines.join('\\n') + '\\n');
+`;
+    const repo = new TempRepo({
+      'gen.js': gen,
+      'conveyor.yml': pipelineYaml(`
+- name: test
+  run: node gen.js
+  report: { format: tap, path: report.tap }
+`),
+    });
+    try {
+      // The stage's command exits 0: the run succeeds, and says what the report holds.
+      const r = await cli(['run'], { cwd: repo.dir });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const counts = r.stdout.split('\n').filter((l) => /^ {2}test: tests /.test(l));
+      assert.deepEqual(counts, ['  test: tests 2498 passed, 2 failed, 0 skipped']);
+      assert.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('    ✗ ')).map((l) => l.replace(/:.*$/, '').trim()), ['✗ case 1000', '✗ case 2000']);
+    } finally {
+      await cli(['stop'], { cwd: repo.dir });
+      repo.dispose();
+    }
+  });
+});

@@ -310,6 +310,67 @@ describe('engine', function () {
     assert.equal(missing.message, 'artifact "nothing/here.bin" matched no file in .');
   });
 
+  it('records every result of a big report, in bounded events, with the messages past the budget shortened', async () => {
+    // 200 skipped tests with 3,000-character reasons, then 3,000 failures with 2,500 characters
+    // of message and stack each (7.5 MB, over the 4 MiB budget), then 2,000 passed tests.
+    const generate = `
+const fs = require('node:fs');
+fs.mkdirSync('reports', { recursive: true });
+const lines = ['<?xml version="1.0"?>', '<testsuites><testsuite name="big">'];
+for (let i = 0; i < 200; i++) lines.push('<testcase classname="big" name="skipped ' + i + '"><skipped message="' + 's'.repeat(3000) + '"/></testcase>');
+for (let i = 0; i < 3000; i++) lines.push('<testcase classname="big" name="failed ' + i + '"><failure message="' + 'm'.repeat(1000) + '">' + 'k'.repeat(1500) + '</failure></testcase>');
+for (let i = 0; i < 2000; i++) lines.push('<testcase classname="big" name="passed ' + i + '" time="0.002"/>');
+lines.push('</testsuite></testsuites>', '');
+fs.writeFileSync('reports/junit.xml', lines.join('\\n'));
+`;
+    out = scratch();
+    repo = new TempRepo({
+      'gen.js': generate,
+      'conveyor.yml': pipelineYaml(`
+- name: big
+  run: node gen.js
+  report: { format: junit, path: reports/junit.xml }
+`),
+    });
+    agent = await startAgent(repo);
+    const id = await finished(agent, await startRun(agent, { trigger: 'manual' }), 120_000).then((r) => r.id);
+
+    const names = [
+      ...Array.from({ length: 200 }, (_, i) => `skipped ${i}`),
+      ...Array.from({ length: 3000 }, (_, i) => `failed ${i}`),
+      ...Array.from({ length: 2000 }, (_, i) => `passed ${i}`),
+    ];
+    const groups = agent.store.getTests(id);
+    assert.equal(groups.length, 1);
+    const results = groups[0].results;
+    assert.deepEqual(results.map((r) => r.name), names, 'every result is recorded, in report order');
+    assert.ok(results.filter((r) => r.status === 'passed').every((r) => r.durationMs === 2));
+
+    const events = eventsOf(agent, id).flatMap((e) => (e.type === 'tests.reported' ? [e] : []));
+    assert.ok(events.length > 1, `${events.length} events`);
+    for (const e of events) assert.ok(JSON.stringify(e).length <= 1.1 * 1024 * 1024, `an event of ${JSON.stringify(e).length} characters`);
+    assert.deepEqual(events.map((e) => e.first), events.map((_, i) => events.slice(0, i).reduce((n, b) => n + b.results.length, 0)));
+    assert.ok(events.every((e) => e.total === names.length));
+    assert.deepEqual(
+      ['passed', 'failed', 'skipped'].map((k) => events.reduce((n, e) => n + (e[k as 'passed'] as number), 0)),
+      [2000, 3000, 200],
+    );
+
+    const notes = events.filter((e) => e.note !== undefined);
+    assert.equal(notes.length, 1);
+    assert.equal(notes[0], events[0]);
+    assert.match(notes[0].note!, /^the messages of \d+ of the 5200 results were cut to 200 characters each, .* the full report is \/.*\/reports\/junit\.xml$/);
+    // Failures spend the budget first: the first ones keep all of their message, the skipped ones do not.
+    const failed = results.filter((r) => r.status === 'failed');
+    assert.equal(failed[0].message, 'm'.repeat(1000));
+    assert.equal(failed[0].stack, 'k'.repeat(1500));
+    assert.equal(failed[2999].message, `${'m'.repeat(200)}…`);
+    assert.ok(results.filter((r) => r.status === 'skipped').every((r) => r.message === `${'s'.repeat(200)}…`));
+    const kept = failed.filter((r) => r.message!.length === 1000).length;
+    assert.equal(kept, Math.floor((4 * 1024 * 1024) / 2500));
+    assert.match(notes[0].note!, new RegExp(`^the messages of ${5200 - 2000 - kept} of`));
+  });
+
   it('keeps a flood of output in the log file and streams a bounded part of it', async () => {
     await setup(`
 - name: flood

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseReport, readReport, type ReportContext, type ReportParseResult } from '../../../agent/reports/index';
+import { parseReport, parseReportOffThread, readReport, type ReportContext, type ReportParseResult } from '../../../agent/reports/index';
 import type { ReportFormat, TestResult } from '../../../agent/protocol';
 
 const FIXTURES = path.resolve(__dirname, '../../../../test/fixtures/reports');
@@ -211,7 +211,7 @@ describe('reports/index', () => {
       fs.writeFileSync(path.join(dir, 'big.tap'), 'TAP version 13\n1..1\nok 1 - a\n');
       const r = await readReport('tap', 'big.tap', ctx(), { maxBytes: 10 });
       assert.equal(r.ok, false);
-      assert.match(r.ok ? '' : r.reason, /is too large: 29 bytes, the limit is 10 bytes$/);
+      assert.match(r.ok ? '' : r.reason, /^the report file big\.tap \(.*big\.tap\) is too large: 29 bytes, the limit is 10 bytes; split the tests across stages/);
       const fits = await readReport('tap', 'big.tap', ctx(), { maxBytes: 29 });
       assert.ok(fits.ok);
     });
@@ -231,6 +231,59 @@ describe('reports/index', () => {
       fs.writeFileSync(path.join(dir, 'pkg/out/r.tap'), 'TAP version 13\n1..3\nok 1 - a\n');
       const bad = await readReport('tap', 'out/r.tap', { workspaceRoot: dir, cwd: 'pkg' });
       assert.deepEqual(bad, { ok: false, reason: `TAP plan 1..3 but 1 test point (in out/r.tap (${path.join(dir, 'pkg/out/r.tap')}))` });
+    });
+
+    it('parses a big report in a worker thread: the event loop turns while it is parsed, and the results are the same', async () => {
+      const cases: string[] = [];
+      for (let i = 0; i < 3000; i++) {
+        cases.push(`<testcase classname="big" name="case ${i}" time="0.001">${i % 3 ? '' : `<failure message="boom ${i}">${'y'.repeat(600)}</failure>`}</testcase>`);
+      }
+      const text = `<?xml version="1.0"?>\n<testsuites><testsuite name="big">\n${cases.join('\n')}\n</testsuite></testsuites>\n`;
+      let turned = false;
+      setImmediate(() => (turned = true));
+      const off = await parseReportOffThread('junit', Buffer.from(text), ctx());
+      assert.ok(turned, 'a callback of the event loop ran before the parse answered');
+      assert.deepEqual(off, parseReport('junit', text, ctx()));
+      assert.equal(off?.ok && off.results.length, 3000);
+      fs.writeFileSync(path.join(dir, 'big.xml'), text);
+      const read = await readReport('junit', 'big.xml', ctx(), { workerAbove: 1024 });
+      assert.deepEqual(read, off);
+    });
+
+    it('answers a parse error from the worker thread as from this one', async () => {
+      const text = 'TAP version 13\n1..3\nok 1 - a\n';
+      assert.deepEqual(await parseReportOffThread('tap', Buffer.from(text), ctx()), parseReport('tap', text, ctx()));
+      fs.writeFileSync(path.join(dir, 'r.tap'), text);
+      assert.deepEqual(await readReport('tap', 'r.tap', ctx(), { workerAbove: 0 }), await readReport('tap', 'r.tap', ctx()));
+    });
+
+    it('shortens the messages past a budget, failures first, and says how many', async () => {
+      const lines = ['TAP version 13'];
+      // Skipped tests with long reasons come first: the failures after them still keep theirs.
+      for (let i = 1; i <= 4; i++) lines.push(`ok ${i} - skipped ${i} # SKIP ${'s'.repeat(300)}`);
+      for (let i = 5; i <= 8; i++) lines.push(`not ok ${i} - failed ${i}`, '  ---', `  message: '${'m'.repeat(300)}'`, '  ...');
+      lines.push('1..8', '');
+      fs.writeFileSync(path.join(dir, 'r.tap'), lines.join('\n'));
+      const r = await readReport('tap', 'r.tap', ctx(), { messages: { chars: 1000, short: 20, field: 16384 } });
+      assert.ok(r.ok, r.ok ? '' : r.reason);
+      assert.equal(r.results.length, 8);
+      assert.deepEqual(
+        r.results.map((t) => [t.status, t.message?.length]),
+        [
+          ['skipped', 21],
+          ['skipped', 21],
+          ['skipped', 21],
+          ['skipped', 21],
+          ['failed', 300],
+          ['failed', 300],
+          ['failed', 300],
+          ['failed', 21],
+        ],
+      );
+      assert.equal(r.results[7].message, `${'m'.repeat(20)}…`);
+      assert.equal(r.shortened, 5);
+      const whole = await readReport('tap', 'r.tap', ctx(), { messages: { chars: 10_000, short: 20, field: 16384 } });
+      assert.ok(whole.ok && whole.shortened === 0 && whole.results.every((t) => t.message?.length === 300));
     });
 
     it('reads a captured fixture from disk', async () => {
