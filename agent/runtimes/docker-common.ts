@@ -53,6 +53,14 @@ export function environmentFilter(scope: string, environment: string): string[] 
   return [`${LABEL.managed}=true`, `${LABEL.scope}=${scope}`, `${LABEL.environment}=${environment}`];
 }
 
+/** Whether `labels` (a container's, or the attributes of its event) hold every `key=value` of a filter. */
+export function hasLabels(labels: Record<string, string> | undefined, filter: string[]): boolean {
+  return filter.every((f) => {
+    const i = f.indexOf('=');
+    return labels?.[f.slice(0, i)] === f.slice(i + 1);
+  });
+}
+
 /** The labels that record a release on what runs it (the settings' extra labels first). */
 export function releaseLabels(desired: DesiredState, settings: LabelSettings): Record<string, string> {
   const { release, healthCheck, publicPort } = desired;

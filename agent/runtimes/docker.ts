@@ -5,8 +5,8 @@ import { DisposableSet } from '../util/disposable-set';
 import { InFlight } from '../util/in-flight';
 import { reportUnexpected, type IDisposable } from '../util/lifecycle';
 import { sleep } from '../util/timers';
-import { destroyStream, envOf, environmentFilter, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog } from './docker-common';
-import { watchDockerEvents } from './docker-events';
+import { destroyStream, envOf, environmentFilter, hasLabels, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog } from './docker-common';
+import { CONTAINER_ACTIONS, watchDockerEvents } from './docker-events';
 import { probeOnce, waitHealthy, type ProbeResult } from './health';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime, RuntimeServices } from './runtime';
 
@@ -326,15 +326,17 @@ export class DockerRuntime implements Runtime {
   /**
    * Calls onChange (debounced) on each event of the environment's containers. When the event
    * stream breaks (the daemon restarted), it reconnects with back-off and calls onChange once
-   * connected again, since events may have been missed.
+   * connected again, since events may have been missed. Every environment's watch shares one
+   * stream of the daemon: the events of Conveyor's containers, told apart by their labels.
    */
   watch(environment: string, onChange: () => void): IDisposable {
     const settings = this.settingsFor(environment);
+    const mine = environmentFilter(settings.scope, environment);
     const events = watchDockerEvents(
       this.docker,
       {
-        filters: { type: ['container'], label: environmentFilter(settings.scope, environment) },
-        concerns: (e) => !/^(exec_|top)/.test(e.Action ?? ''),
+        filters: { type: ['container'], label: [`${LABEL.managed}=true`], event: CONTAINER_ACTIONS },
+        concerns: (e) => hasLabels(e.Actor?.Attributes, mine),
         debounceMs: settings.debounceMs,
       },
       onChange,

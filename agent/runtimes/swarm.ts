@@ -7,7 +7,7 @@ import { reportUnexpected, type IDisposable } from '../util/lifecycle';
 import { sleep } from '../util/timers';
 import { describeDockerError, dockerMessage, isDaemonUnreachable, daemonUnreachableMessage, type DockerRuntimeSettings } from './docker';
 import { envOf, environmentFilter, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog, type LogSource } from './docker-common';
-import { watchDockerEvents, type DockerEvent } from './docker-events';
+import { CONTAINER_ACTIONS, SERVICE_ACTIONS, watchDockerEvents, type DockerEvent } from './docker-events';
 import { probeOnce, waitHealthy } from './health';
 import type { ApplyContext, ApplyResult, DesiredState, Runtime, RuntimeServices } from './runtime';
 
@@ -336,7 +336,8 @@ export class SwarmRuntime implements Runtime {
   /**
    * Calls onChange (debounced) on each event of the environment's service and of its tasks'
    * containers. When the event stream breaks (the daemon restarted), it reconnects with back-off
-   * and calls onChange once connected again, since events may have been missed.
+   * and calls onChange once connected again, since events may have been missed. Every
+   * environment's watch shares one stream of the daemon.
    */
   watch(environment: string, onChange: () => void): IDisposable {
     const name = this.serviceName(environment);
@@ -344,9 +345,11 @@ export class SwarmRuntime implements Runtime {
     const concerns = (event: DockerEvent): boolean => {
       const a = event.Actor?.Attributes ?? {};
       if (event.Type === 'service') return a.name === name;
-      return event.Type === 'container' && a['com.docker.swarm.service.name'] === name && !/^(exec_|top)/.test(event.Action ?? '');
+      return event.Type === 'container' && a['com.docker.swarm.service.name'] === name;
     };
-    return this.watchers.add(watchDockerEvents(this.docker, { filters: { type: ['service', 'container'] }, concerns, debounceMs: this.settingsFor(environment).debounceMs }, onChange));
+    // Only the actions that change a service or a task: a health check's exec_* events never reach the agent.
+    const filters = { type: ['service', 'container'], event: [...SERVICE_ACTIONS, ...CONTAINER_ACTIONS] };
+    return this.watchers.add(watchDockerEvents(this.docker, { filters, concerns, debounceMs: this.settingsFor(environment).debounceMs }, onChange));
   }
 
   /** Removes the service and its tasks' containers. */

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import type { DesiredState } from '../../../agent/runtimes/runtime';
-import { demuxLog, envOf, environmentFilter, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog } from '../../../agent/runtimes/docker-common';
+import { demuxLog, envOf, environmentFilter, hasLabels, healthCheckOf, LABEL, releaseLabels, resolveSettings, runningDigest, scopeOf, tailLog } from '../../../agent/runtimes/docker-common';
 import { testRelease } from '../../support/runtimes';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -30,6 +30,12 @@ describe('docker-common: what the docker and swarm runtimes share', () => {
 
   it('environmentFilter and releaseLabels: the record of a release, over the extra labels', () => {
     assert.deepEqual(environmentFilter('s1', 'web'), ['conveyor.managed=true', 'conveyor.scope=s1', 'conveyor.environment=web']);
+    const attributes = { 'conveyor.managed': 'true', 'conveyor.scope': 's1', 'conveyor.environment': 'web', name: 'x' };
+    assert.equal(hasLabels(attributes, environmentFilter('s1', 'web')), true);
+    assert.equal(hasLabels(attributes, environmentFilter('s1', 'we')), false);
+    assert.equal(hasLabels(attributes, environmentFilter('s2', 'web')), false);
+    assert.equal(hasLabels(undefined, environmentFilter('s1', 'web')), false);
+    assert.equal(hasLabels({ 'a=b': 'c', a: 'b=c' }, ['a=b=c']), true, 'the first = ends the key');
     const desired: DesiredState = {
       release: testRelease(3, { kind: 'image', repository: '127.0.0.1:5000/web', digest: DIGEST }),
       healthCheck: { kind: 'tcp', timeoutMs: 1000, intervalMs: 100 },
