@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import Docker from 'dockerode';
 import { describeDockerError, dockerMessage, readJsonLines } from '../runtimes/docker';
+import { destroyStream } from '../runtimes/docker-common';
+import { sleep } from '../util/timers';
 
 /** Where a stage's outputs folder (reports, artifacts) is mounted read-write in a job's container, by convention. */
 export const JOB_OUTPUT_DIR = '/conveyor/out';
@@ -131,7 +133,7 @@ async function runInContainer(docker: Docker, opts: ContainerJobOptions, signal:
     }
     // The output ends with the container; a moment more for what is still in the pipe.
     const drained = new AbortController();
-    await Promise.race([ended.then(() => drained.abort()), delay(2000, drained.signal)]);
+    await Promise.race([ended.then(() => drained.abort()), sleep(2000, drained.signal)]);
     destroyStream(output);
     return exitResult(exit.StatusCode ?? null);
   } finally {
@@ -204,7 +206,7 @@ async function runAsSwarmJob(docker: Docker, opts: ContainerJobOptions, signal: 
       const tasks = (await docker.listTasks({ filters: { service: [id] } })) as JobTask[];
       task = tasks.find((t) => FINAL.has(t.Status.State));
       if (task) break;
-      await delay(POLL_MS, signal);
+      await sleep(POLL_MS, signal);
     }
     if (follow) destroyStream(follow);
     await replayRest(service, sink);
@@ -333,24 +335,4 @@ function onAbort(signal: AbortSignal): { promise: Promise<undefined>; dispose():
     else signal.addEventListener('abort', listener, { once: true });
   });
   return { promise, dispose: () => signal.removeEventListener('abort', listener) };
-}
-
-function destroyStream(s: NodeJS.ReadableStream): void {
-  try {
-    (s as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-  } catch {
-    // closed already
-  }
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
