@@ -309,20 +309,31 @@ export interface LoadTrend {
   points: LoadTrendPoint[];
 }
 
+/** The figures of one load test that a `load.reported` event records. */
 export interface LoadSummary {
+  /** Requests that ended: answered, or failed. */
   requests: number;
+  /** Failed requests plus responses with a status of 400 or more. */
   errors: number;
-  /** 0..1 */
+  /** errors / requests, 0..1. */
   errorRate: number;
   statusCounts: Record<string, number>;
+  /** ECONNREFUSED, timeout, reset, bad response, another error code, or "HTTP <status>". */
   errorKinds: Record<string, number>;
-  /** Completed requests per second. */
+  /** Completed requests (responses) per second of the run. */
   throughput: number;
+  /** Bytes received. */
   bytes: number;
+  /** Of the responses, in ms. */
   latencyMs: { min: number; mean: number; p50: number; p90: number; p95: number; p99: number; max: number };
+  /** From start until the last request in flight ended (or the abort). */
   durationMs: number;
   /** Arrival-rate requests not sent because every connection was busy. */
   dropped: number;
+  /**
+   * The generator process's own CPU time over the run, and its share of one core. Saturated
+   * (above 0.9): the generator, not the target, may have set the pace.
+   */
   generator: { cpuUserMs: number; cpuSystemMs: number; cpuShare: number; saturated: boolean };
 }
 

@@ -1,4 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
+import type { LoadSummary } from '../protocol';
 import { reportUnexpected } from '../util/lifecycle';
 import { Connection, type ConnectionListener } from './loadgen/connection';
 import { prepareRequest } from './loadgen/request';
@@ -37,35 +38,12 @@ export interface LoadProgress {
   rps: number;
 }
 
-export interface LoadResult {
-  /** Requests that ended: answered, or failed. */
-  requests: number;
+/** A load test's result: what a `load.reported` event records, and what only the stage's log shows. */
+export interface LoadResult extends LoadSummary {
   /** Requests that got a whole HTTP response, whatever its status. */
   responses: number;
-  /** Failed requests plus responses with a status of 400 or more. */
-  errors: number;
-  /** errors / requests, 0..1. */
-  errorRate: number;
-  statusCounts: Record<string, number>;
-  /** ECONNREFUSED, timeout, reset, bad response, another error code, or "HTTP <status>". */
-  errorKinds: Record<string, number>;
   /** The first message seen for each error kind. */
   errorDetails: Record<string, string>;
-  /** Completed requests (responses) per second of the run. */
-  throughput: number;
-  /** Bytes received. */
-  bytes: number;
-  /** Of the responses, in ms. */
-  latencyMs: { min: number; mean: number; p50: number; p90: number; p95: number; p99: number; max: number };
-  /** From start until the last request in flight ended (or the abort). */
-  durationMs: number;
-  /** Arrival-rate requests not sent because every connection was busy. */
-  dropped: number;
-  /**
-   * The process's own CPU time over the run, and its share of one core. Saturated (above 0.9):
-   * the generator, not the target, may have set the pace.
-   */
-  generator: { cpuUserMs: number; cpuSystemMs: number; cpuShare: number; saturated: boolean };
 }
 
 export type ThresholdMetric = 'p50' | 'p90' | 'p95' | 'p99' | 'max' | 'mean' | 'errorRate' | 'throughput';
